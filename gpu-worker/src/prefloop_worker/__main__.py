@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .logs import log_format
+
+    try:
+        log_format()
+    except ValueError as err:
+        print(f"prefloop_worker: {err}", file=sys.stderr)
+        return 2
     if argv and argv[0] in COMMANDS:
         module = importlib.import_module(COMMANDS[argv[0]][0])
         parser = argparse.ArgumentParser(prog=f"python -m prefloop_worker {argv[0]}", description=COMMANDS[argv[0]][1])

@@ -163,11 +163,13 @@ def test_serve_trains_posts_results_and_dead_letters_poison(random_sd, snapshot_
     sqs.send_message(QueueUrl=training, MessageBody="{not json")
     sqs.send_message(QueueUrl=training, MessageBody=json.dumps(job))  # a re-delivery of the same job
 
-    env = {**ENV, **moto_endpoint, "SQS_TRAINING_QUEUE_URL": training, "SQS_RESULTS_QUEUE_URL": results}
+    env = {**ENV, **moto_endpoint, "SQS_TRAINING_QUEUE_URL": training, "SQS_RESULTS_QUEUE_URL": results, "LOG_FORMAT": "json"}
     run = subprocess.run([sys.executable, "-m", "prefloop_worker", "serve", "--work-dir", str(tmp_path / "work"),
                           "--wait-seconds", "1", "--retry-delay", "0", "--visibility-timeout", "30", "--idle-exit", "3"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
+    logs = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]  # as the deploy runs it: JSON only
+    assert [entry["level"] for entry in logs if "failed" in entry["msg"]] == ["error", "error"]  # the poison message, twice
 
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="data", Prefix="adapters/a-s3/").get("Contents", []))
     assert keys == ["adapters/a-s3/manifest.json", "adapters/a-s3/metrics.jsonl", "adapters/a-s3/pytorch_lora_weights.safetensors"]

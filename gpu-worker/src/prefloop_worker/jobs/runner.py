@@ -15,10 +15,10 @@ import datetime as dt
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+from ..logs import stderr_log
 from . import blobstore
 from .contracts import validate_training_job, validate_training_result
 
@@ -88,7 +88,7 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, *
     from ..train.model import LORA_TARGETS, model_sha256
     from ..train.trainer import train
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or stderr_log(job_id=job.get("id") if isinstance(job, dict) else None)
     job = validate_training_job(job)
     payload = job["payload"]
     output = payload["outputUri"].rstrip("/")

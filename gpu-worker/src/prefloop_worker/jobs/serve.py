@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 
+from ..logs import stderr_log
 from .runner import failure_result, run_job
 
 
@@ -78,7 +78,7 @@ def serve(
     log=None,
     **train_overrides,
 ) -> int:
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or stderr_log()
     client = _sqs()
     max_receives = max_receive_count(client, training_queue_url)
     log(f"[serve] polling {training_queue_url} (visibility {visibility_timeout}s, DLQ after {max_receives} receives)")
@@ -111,7 +111,8 @@ def serve(
             client.delete_message(QueueUrl=training_queue_url, ReceiptHandle=receipt)
             log(f"[serve] job {job['id']} done ({result['payload']['status']})")
         except Exception as err:
-            log(f"[serve] message {message['MessageId']} failed (receive {receives}/{max_receives or '∞'}): {type(err).__name__}: {err}")
+            log(f"[serve] message {message['MessageId']} failed (receive {receives}/{max_receives or '∞'}): {type(err).__name__}: {err}",
+                "error")
             if last_chance:
                 failed = failure_result(job, err)
                 if failed is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..logs import route_library_logs, stderr_log
+
+    route_library_logs()
     from .serve import serve
 
     if not args.training_queue_url or not args.results_queue_url:
-        print("serve needs SQS_TRAINING_QUEUE_URL and SQS_RESULTS_QUEUE_URL", file=sys.stderr)
+        stderr_log()("serve needs SQS_TRAINING_QUEUE_URL and SQS_RESULTS_QUEUE_URL", "error")
         return 2
     return serve(
         args.training_queue_url,

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..logs import route_library_logs, stderr_log
+
+    route_library_logs()
     from .contracts import ContractError, validate_training_job
     from .runner import failure_result, run_job
 
@@ -25,7 +28,7 @@ def run(args) -> int:
     try:
         job = validate_training_job(json.loads(text))
     except (json.JSONDecodeError, ContractError) as err:
-        print(f"invalid training job: {err}", file=sys.stderr)
+        stderr_log()(f"invalid training job: {err}", "error")
         return 2
     try:
         result = run_job(job, work_dir=args.work_dir, progress=args.progress)
@@ -33,7 +36,7 @@ def run(args) -> int:
     except Exception as err:  # report, then fail
         import traceback
 
-        traceback.print_exc()
+        stderr_log(job_id=job["id"])(f"training failed: {type(err).__name__}: {err}", "error", traceback=traceback.format_exc())
         result = failure_result(job, err)
         code = 1
     line = json.dumps(result)

@@ -22,6 +22,7 @@ EXTRA_KEYS = {
     "heldoutFraction": "heldout_fraction",
     "heldoutMax": "heldout_max",
     "evalEvery": "eval_every",
+    "evalDraws": "eval_draws",
     "checkpointEvery": "checkpoint_every",
     "maxGradNorm": "max_grad_norm",
     "warmupSteps": "warmup_steps",
@@ -78,6 +79,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto = bf16 autocast on CUDA with bf16 support, else fp32
     # bookkeeping
     eval_every: int = 0  # 0 = about ten evaluations per run; < 0 = none
+    eval_draws: int = 4  # (timestep, noise) draws per held-out pair, averaged before the sign
     checkpoint_every: int = 0  # 0 = never (a checkpoint is still written when stopped early)
     checkpoint_path: str | None = None
     metrics_path: str | None = None

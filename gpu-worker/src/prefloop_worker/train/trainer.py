@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..data.images import load_image, paired_views
+from ..logs import stderr_log
 from ..data.snapshot import PreferencePair, PreferenceSnapshot, SnapshotOptions, read_snapshot
 from .config import TrainConfig
 from .model import BaseModel, adapter_disabled, add_lora, load_base_model, load_lora_state, lora_parameters, lora_state_dict, save_diffusers_lora
@@ -195,7 +196,7 @@ class PreferenceTrainer:
                 mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
             accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
         self.accelerator = accelerator
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._log = log or stderr_log()
 
     def log(self, msg: str) -> None:
         if self.accelerator.is_main_process:
@@ -304,8 +305,13 @@ class PreferenceTrainer:
         chunk = self.cfg.batch_size if self.cfg.objective == "rpo" else 16  # rpo's loss depends on the batch
         for i in range(0, len(indices), chunk):
             idx = indices[i : i + chunk]
-            latents, noise, t, hidden, pooled = self._batch(split, pairs, idx, g, sample_latents=False, dropout=0.0)
-            d = self._distances(latents, noise, t, hidden, grad=False, extra_latent=True)
+            # The implicit reward is an expectation over timestep and noise: average each pair's
+            # distances over `eval_draws` draws before taking the sign (one draw is mostly noise).
+            draws = []
+            for _ in range(max(1, self.cfg.eval_draws)):
+                latents, noise, t, hidden, pooled = self._batch(split, pairs, idx, g, sample_latents=False, dropout=0.0)
+                draws.append(self._distances(latents, noise, t, hidden, grad=False, extra_latent=True))
+            d = {k: torch.stack([draw[k] for draw in draws]).mean(0) for k in draws[0]}
             terms, _ = self._terms(d["model"], d["ref"], pooled)
             losses.append(float(terms.loss) * len(idx))
             sizes.append(len(idx))
