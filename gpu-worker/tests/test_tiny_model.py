@@ -30,10 +30,30 @@ def test_recorded_training_and_evaluation(tiny_model_dir):
     assert (tiny_model_dir / "contact_sheet.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="committed model measures 0.64 (< 0.70): undertrained on 2 shared CPU cores, see README")
-def test_colour_match_target(tiny_model_dir):
+def test_colour_match_target_is_reproduced(tiny_model_dir):
+    """Regenerate all 200 held-out prompts exactly as evaluate-tiny does, judge them again, and check
+    both the ≥ 70 % target and the numbers recorded in evaluation.json (about 30 s on two cores)."""
+    from diffusers import StableDiffusionPipeline
+
+    from prefloop_worker.shapes import caption_of, heldout_scenes
+    from prefloop_worker.tiny.evaluate import generate
+
     evaluation = json.loads((tiny_model_dir / "evaluation.json").read_text())
-    assert evaluation["colour_match_rate"] >= 0.70
+    settings, n = evaluation["settings"], evaluation["n"]
+    assert n == 200
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = [caption_of(s) for s in heldout_scenes(n)]
+    images = generate(pipe, prompts, list(range(n)), settings["steps"], settings["guidance_scale"], batch=evaluation["batch"])
+    verdicts = [judge(image, prompt).colour_match for image, prompt in zip(images, prompts, strict=True)]
+    rate = sum(verdicts) / n
+    assert rate >= 0.70, f"colour match {rate:.3f} < 0.70"
+    recorded = evaluation["per_prompt"]
+    assert [r["caption"] for r in recorded] == prompts
+    assert sum(r["colour"] for r in recorded) / n == evaluation["colour_match_rate"]
+    # CPU float results can differ in the last bits across machines; allow a judge flip or two
+    differ = sum(r["colour"] != v for r, v in zip(recorded, verdicts, strict=True))
+    assert differ <= 2, f"{differ} of {n} colour verdicts differ from evaluation.json"
 
 
 def test_pipeline_from_pretrained_generates_images(tiny_model_dir):

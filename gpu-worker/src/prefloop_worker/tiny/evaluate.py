@@ -20,7 +20,10 @@ from ..shapes import caption_of, heldout_scenes, judge, render_scene
 EVAL_SETTINGS = {"scheduler": "DDIMScheduler (model default)", "steps": 20, "guidance_scale": 4.0, "seed_base": 0}
 
 
-def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float, batch: int = 50) -> list[Image.Image]:
+EVAL_BATCH = 50
+
+
+def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float, batch: int = EVAL_BATCH) -> list[Image.Image]:
     images: list[Image.Image] = []
     for i in range(0, len(prompts), batch):
         chunk, chunk_seeds = prompts[i : i + batch], seeds[i : i + batch]
@@ -60,6 +63,13 @@ def evaluate(model_dir: str | Path, prompts_count: int = 200, steps: int = 20, g
         ),
         "seconds": round(time.time() - started, 1),
         "command": f"python -m prefloop_worker evaluate-tiny --model {model_dir} --prompts {prompts_count}",
+        "batch": EVAL_BATCH,
+        # per prompt, so a test can regenerate a batch and check these numbers were not typed in
+        "per_prompt": [
+            {"caption": p, "colour": s.colour_match, "background": s.background_match, "shape": s.shape_match,
+             "score": round(float(s.score), 4)}
+            for p, s in zip(prompts, scores, strict=True)
+        ],
     }
     (model_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     contact_sheet(pipe, scenes[:10], seeds=[0, 1, 2, 3, 4, 5], steps=steps, guidance=guidance).save(model_dir / "contact_sheet.png")
