@@ -3,7 +3,7 @@ the training step of diffusers' research example ``examples/research_projects/di
 train_diffusion_dpo.py`` ("peer"), then steps to a held-out implicit accuracy of 0.6 in latent vs
 NCP space. Writes bench/results/trainer.json.
 
-    .venv/bin/python bench/trainer_bench.py [--model models/tiny-shapes] [--steps 30] [--batch 4]
+    .venv/bin/python bench/trainer_bench.py [--model models/tiny-shapes] [--steps 30] [--batch 4] [--repeats 3]
 
 The peer is written here from the example's documented step (read for facts, not copied): every
 step decodes the pair's images, VAE-encodes them (``latent_dist.sample() * scaling_factor``), runs
@@ -160,7 +160,7 @@ def run_peer(args) -> dict:
 
 
 def run_reach(args) -> dict:
-    """Held-out implicit accuracy over training, latent vs ncp space (DPO)."""
+    """Held-out implicit accuracy over training, latent vs ncp space (DPO), one seed per call."""
     from prefloop_worker.train.config import TrainConfig
     from prefloop_worker.train.trainer import train
 
@@ -168,20 +168,28 @@ def run_reach(args) -> dict:
     for space in ("latent", "ncp"):
         cfg = TrainConfig(base_model=args.model, dataset=args.dataset, output_dir=str(Path(args.workdir) / space),
                           objective="dpo", space=space, beta=args.beta, rank=args.rank, alpha=args.rank,
-                          steps=args.reach_steps, learning_rate=args.lr, batch_size=args.batch, seed=0,
+                          steps=args.reach_steps, learning_rate=args.lr, batch_size=args.batch, seed=args.seed,
                           eval_every=args.eval_every, heldout_fraction=0.25, heldout_max=args.heldout, progress=False,
                           metrics_path=str(Path(args.workdir) / f"{space}.jsonl"))
         t0 = time.time()
         train(cfg, log=lambda m: None)
         lines = [json.loads(x) for x in open(cfg.metrics_path)]
         curve = [(r["step"], r["heldout_implicit_acc"], r["heldout_implicit_acc_latent"]) for r in lines if "heldout_implicit_acc" in r]
-        reach = next((s for s, a, _ in curve if a >= 0.6), None)
+        # the same yardstick for both spaces: the ε-MSE (latent) implicit accuracy
         reach_latent = next((s for s, _, a in curve if a >= 0.6), None)
-        out[space] = {"steps_to_0.6": reach, "steps_to_0.6_latent_metric": reach_latent, "seconds": time.time() - t0,
+        reach_own = next((s for s, a, _ in curve if a >= 0.6), None)
+        out[space] = {"steps_to_0.6": reach_latent, "steps_to_0.6_own_space_metric": reach_own,
+                      "seconds": time.time() - t0,
                       "curve": [{"step": s, "heldout_implicit_acc": a, "heldout_implicit_acc_latent": b} for s, a, b in curve]}
-    lat, ncp = out["latent"]["steps_to_0.6"], out["ncp"]["steps_to_0.6"]
-    out["ncp_over_latent_steps"] = (ncp / lat) if (lat and ncp) else None
     return out
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def main():
@@ -198,6 +206,9 @@ def main():
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--heldout", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="ours/peer runs each, interleaved; medians reported")
+    parser.add_argument("--reach-seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["ours", "peer", "reach"], default=None)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "trainer.json"))
@@ -218,40 +229,65 @@ def main():
         rows = synthetic.shapes_rows(args.pairs, seed=1)
         args.dataset = str(synthetic.write_snapshot(work / "snapshot.parquet", rows))
 
-    def sub(kind):
+    def sub(kind, seed=0, tag=""):
         cmd = [sys.executable, __file__, "--only", kind, "--model", args.model, "--dataset", args.dataset,
                "--steps", str(args.steps), "--batch", str(args.batch), "--rank", str(args.rank), "--beta", str(args.beta),
                "--lr", str(args.lr), "--reach-steps", str(args.reach_steps), "--eval-every", str(args.eval_every),
-               "--heldout", str(args.heldout), "--threads", str(args.threads), "--workdir", str(work / kind)]
+               "--heldout", str(args.heldout), "--threads", str(args.threads), "--seed", str(seed),
+               "--workdir", str(work / f"{kind}{tag}")]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-4000:])
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    ours, peer = sub("ours"), sub("peer")
-    reach = sub("reach")
+    runs = {"ours": [], "peer": []}
+    for i in range(args.repeats):  # interleaved, so a change in the machine's load hits both sides
+        for kind in ("ours", "peer"):
+            runs[kind].append(sub(kind, tag=f"-{i}"))
+            print(f"{kind} run {i + 1}/{args.repeats}: {runs[kind][-1]}", file=sys.stderr, flush=True)
+    speed = {k: median([r["steps_per_second"] for r in v]) for k, v in runs.items()}
+    memory = {k: median([r["peak_memory_mb"] for r in v]) for k, v in runs.items()}
+    reach_runs = []
+    for seed in range(args.reach_seeds):
+        reach_runs.append(sub("reach", seed=seed, tag=f"-{seed}"))
+        print(f"reach seed {seed}: " + json.dumps({s: reach_runs[-1][s]["steps_to_0.6"] for s in ("latent", "ncp")}),
+              file=sys.stderr, flush=True)
+    steps_to = {s: median([r[s]["steps_to_0.6"] for r in reach_runs]) for s in ("latent", "ncp")}
+    seconds = {s: median([r[s]["seconds"] for r in reach_runs]) for s in ("latent", "ncp")}
     result = {
         "what": "prefloop trainer vs a re-implementation of diffusers' train_diffusion_dpo.py step (DPO, LoRA), same batch/steps/rank/precision",
         "model": args.model,
-        "device": ours["device"],
+        "device": runs["ours"][0]["device"],
         "threads": args.threads,
         "batch_pairs": args.batch,
         "steps": args.steps,
         "rank": args.rank,
-        "precision": "bf16 autocast" if ours["device"] == "cuda" else "fp32",
-        "ours": ours,
-        "peer_train_diffusion_dpo_reimplementation": peer,
-        "steps_per_second_ratio": ours["steps_per_second"] / peer["steps_per_second"],
-        "peak_memory_ratio": ours["peak_memory_mb"] / peer["peak_memory_mb"],
+        "precision": "bf16 autocast" if runs["ours"][0]["device"] == "cuda" else "fp32",
+        "repeats": args.repeats,
+        "ours": {"steps_per_second_median": speed["ours"], "peak_memory_mb_median": memory["ours"], "runs": runs["ours"]},
+        "peer_train_diffusion_dpo_reimplementation": {"steps_per_second_median": speed["peer"],
+                                                      "peak_memory_mb_median": memory["peer"], "runs": runs["peer"]},
+        "steps_per_second_ratio": speed["ours"] / speed["peer"],
+        "peak_memory_ratio": memory["ours"] / memory["peer"],
         "targets": {"steps_per_second_ratio": ">= 1.3", "peak_memory_ratio": "<= 1.0", "ncp_over_latent_steps": "<= 0.6"},
-        "reach_heldout_implicit_acc_0.6": reach,
+        "reach_heldout_implicit_acc_0.6": {
+            "settings": {"objective": "dpo", "lr": args.lr, "beta": args.beta, "batch_pairs": args.batch,
+                         "eval_every": args.eval_every, "heldout_pairs": args.heldout, "seeds": args.reach_seeds,
+                         "metric": "held-out ε-MSE implicit accuracy (same yardstick for both spaces)"},
+            "steps_median": steps_to,
+            "seconds_median": seconds,
+            "ncp_over_latent_steps": (steps_to["ncp"] / steps_to["latent"]) if steps_to["latent"] and steps_to["ncp"] else None,
+            "runs": reach_runs,
+        },
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "reach_heldout_implicit_acc_0.6"}, indent=2))
-    print(json.dumps({s: reach[s]["steps_to_0.6"] for s in ("latent", "ncp")}), reach["ncp_over_latent_steps"])
+    reach = result["reach_heldout_implicit_acc_0.6"]
+    print(f"steps/s ours {speed['ours']:.2f} peer {speed['peer']:.2f} ratio {result['steps_per_second_ratio']:.2f}x; "
+          f"peak memory ours {memory['ours']:.0f} MiB peer {memory['peer']:.0f} MiB ratio {result['peak_memory_ratio']:.3f}x; "
+          f"steps to 0.6 latent {steps_to['latent']} ncp {steps_to['ncp']} ratio {reach['ncp_over_latent_steps']}")
 
 
 if __name__ == "__main__":

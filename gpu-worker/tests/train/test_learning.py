@@ -5,13 +5,16 @@ the caption describes, the loser the same scene with a wrong object colour. "Los
 on a fixed probe of training pairs (fixed noise and timesteps, so it is not batch noise);
 held-out pairs have captions never trained on (split by caption).
 
-Settings (measured on models/tiny-shapes, commit f9067ab): lr 3e-4 (at 1e-3 the DPO probe loss
-rose, 0.693 → 0.800, while held-out accuracy was 0.875); β 5000 (official) except RPO, which mixes
-pairs from different timesteps: 1000.
+Settings (measured on models/tiny-shapes, 6000-step build): lr 3e-4; β 5000 (official) for DPO,
+1000 for RPO (it mixes pairs from different timesteps), 500 for CPO. CPO's contrast term has no
+reference: it reads the absolute error gap β·(mse(l) − mse(w)), and this base model already draws
+the prompt's colour (0.975), so at β 5000 the term is saturated (≈ 0) and CPO reduces to SFT on
+winners (its probe loss then did not fall: 0.01027 → 0.01038); at β 500 the term is active.
 
-SFT trains on winners only and is not a preference objective: its loss falls, but on this model
-the held-out *implicit preference* accuracy goes below ½ (0.34 latent, 0.375 ncp: the loser
-renderings, also in-distribution, improve as much or more), so that part is an expected failure.
+SFT trains on winners only and is not a preference objective. Its loss falls, but its held-out
+*implicit preference* accuracy hovers around ½ (0.31–0.66 over learning rates and step counts;
+on training pairs it does rise, 0.69 after 200 steps at 1e-3). When it lands at or below ½ the
+case is an expected failure rather than a pass.
 """
 
 import json
@@ -20,7 +23,7 @@ import pytest
 
 from prefloop_worker.train.trainer import train
 
-BETA = {"dpo": 5000, "cpo": 5000, "sft": 5000, "rpo": 1000}
+BETA = {"dpo": 5000, "cpo": 500, "sft": 5000, "rpo": 1000}
 
 
 @pytest.mark.parametrize("objective", ["dpo", "cpo", "sft", "rpo"])
