@@ -5,6 +5,7 @@ import json
 import logging
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -51,9 +52,9 @@ def test_library_logs_and_warnings_become_json_lines(capsys, monkeypatch):
     try:
         route_library_logs("json")
         logging.getLogger("diffusers.models").warning("weights %s not used", "x")
-        import warnings
-
-        warnings.warn("deprecated thing", DeprecationWarning, stacklevel=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("deprecated thing", UserWarning, stacklevel=1)
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         root.handlers[:], _ = saved
