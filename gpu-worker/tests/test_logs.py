@@ -28,7 +28,9 @@ def test_text_lines_are_plain_and_mark_non_info_levels():
     log = stderr_log("text", stream=out)
     log("step 3/10")
     log("disk full", "error")
-    assert out.getvalue() == "step 3/10\nerror: disk full\n"
+    log("training failed", "error", code=3, traceback="Traceback (most recent call last):\n  boom\n")
+    assert out.getvalue() == ("step 3/10\nerror: disk full\n"
+                              "error: training failed code=3\nTraceback (most recent call last):\n  boom\n")
 
 
 @pytest.mark.parametrize("value, expected", [(None, "text"), ("", "text"), ("JSON", "json"), (" text ", "text")])

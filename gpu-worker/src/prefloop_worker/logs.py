@@ -38,8 +38,11 @@ def stderr_log(fmt: str | None = None, stream: TextIO | None = None, **context: 
             record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                       "level": level, "msg": msg, **context, **fields}
             out.write(json.dumps(record, default=str) + "\n")
-        else:
-            out.write((msg if level == "info" else f"{level}: {msg}") + "\n")
+        else:  # context is for machines; a call's own fields (a traceback, say) are for people too
+            line = msg if level == "info" else f"{level}: {msg}"
+            short = " ".join(f"{k}={v}" for k, v in fields.items() if "\n" not in str(v))
+            long = [str(v).rstrip("\n") for v in fields.values() if "\n" in str(v)]
+            out.write("\n".join([f"{line} {short}" if short else line, *long]) + "\n")
         out.flush()
 
     return log
