@@ -48,7 +48,7 @@ def test_an_unknown_format_is_refused_by_the_command_line():
     assert run.stderr.strip() == "prefloop_worker: LOG_FORMAT must be one of text, json, not 'xml'"
 
 
-def test_library_logs_and_warnings_become_json_lines(capsys, monkeypatch):
+def test_library_logs_and_warnings_become_json_lines(capsys):
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:

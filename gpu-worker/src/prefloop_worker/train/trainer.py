@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from ..data.images import load_image, paired_views
-from ..logs import stderr_log
 from ..data.snapshot import PreferencePair, PreferenceSnapshot, SnapshotOptions, read_snapshot
+from ..logs import stderr_log
 from .config import TrainConfig
 from .model import BaseModel, adapter_disabled, add_lora, load_base_model, load_lora_state, lora_parameters, lora_state_dict, save_diffusers_lora
 from .objectives import dpo_inside, implicit_accuracy, preference_loss, rpo_weights
