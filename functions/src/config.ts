@@ -20,6 +20,20 @@ const positiveInt = z.coerce
   .positive("must be > 0");
 const url = z.url({ error: "must be a URL" });
 const secret = z.string().min(32, "must be at least 32 characters");
+const nonNegativeInt = z.coerce
+  .number({ error: "must be a number" })
+  .int("must be an integer")
+  .min(0, "must be ≥ 0");
+const positiveNumber = z.coerce.number({ error: "must be a number" }).positive("must be > 0");
+const fraction = z.coerce
+  .number({ error: "must be a number" })
+  .min(0, "must be between 0 and 1")
+  .max(1, "must be between 0 and 1");
+const objective = z.enum(["dpo", "cpo", "sft", "rpo", "kto"]);
+const space = z.enum(["latent", "ncp"]);
+
+export type LoopObjective = z.infer<typeof objective>;
+export type LoopSpace = z.infer<typeof space>;
 
 const envSchema = z.object({
   PREFLOOP_ENV: z.enum(["dev", "test", "prod"]).default("dev"),
@@ -71,6 +85,39 @@ const envSchema = z.object({
     .default(1),
   INFERENCE_THREADS: positiveInt.max(256).default(2),
   ADAPTER_CACHE_MB: positiveInt.max(1_000_000).default(256),
+  GOLD_PAIR_RATE: fraction.max(0.5, "must be at most 0.5").default(0.05),
+  QUALITY_ALPHA: fraction.min(0.0001, "must be at least 0.0001").default(0.05),
+  QUALITY_MIN_DECISION_MS: nonNegativeInt.max(60_000).default(400),
+  LOOP_ENABLED: bool.default(true),
+  LOOP_CHECK_SECONDS: positiveInt.max(86_400).default(30),
+  LOOP_MIN_VOTES: positiveInt.default(200),
+  LOOP_OBJECTIVE: objective.default("dpo"),
+  LOOP_SPACE: space.default("latent"),
+  LOOP_OBJECTIVES: z
+    .string()
+    .regex(
+      /^\s*(dpo|cpo|sft|rpo|kto):(latent|ncp)\s*(,\s*(dpo|cpo|sft|rpo|kto):(latent|ncp)\s*)*$/,
+      "must be comma-separated objective:space pairs like dpo:latent,cpo:ncp",
+    )
+    .optional(),
+  LOOP_STEPS: positiveInt.max(1_000_000).default(200),
+  LOOP_BETA: positiveNumber.default(5000),
+  LOOP_LEARNING_RATE: positiveNumber.max(1, "must be at most 1").default(1e-4),
+  LOOP_RANK: positiveInt.max(256).default(4),
+  LOOP_BATCH_SIZE: positiveInt.max(1024).default(4),
+  LOOP_DATA: z.enum(["all", "since-parent"]).default("all"),
+  LOOP_AUTO_EXPERIMENT: bool.default(true),
+  EXPERIMENT_TRAFFIC_SHARE: fraction.default(0.5),
+  EXPERIMENT_MARGIN: fraction.max(0.49, "must be below 0.49").default(0),
+  EXPERIMENT_MIN_VOTES: positiveInt.default(100),
+  EXPERIMENT_MAX_VOTES: positiveInt.default(5000),
+  EXPERIMENT_ALPHA: fraction
+    .min(0.0001, "must be at least 0.0001")
+    .max(0.5, "must be at most 0.5")
+    .default(0.05),
+  DEMO_VOTERS: nonNegativeInt.max(1000).default(0),
+  DEMO_PREFERENCE: z.enum(["brighter", "darker", "saturated", "centered", "red"]).default("brighter"),
+  DEMO_NOISE: fraction.default(0.1),
 });
 
 export type QueueName = "generation" | "training" | "results";
@@ -125,6 +172,45 @@ export interface Config {
     intraOpThreads: number;
     /** Bound of the parsed-adapter LRU cache. */
     adapterCacheBytes: number;
+  };
+  quality: {
+    /** Share of served pairs that are gold pairs (a generation vs a degraded copy of itself). */
+    goldPairRate: number;
+    /** Significance level of the rater-quality tests (outlier e-test, one-side streaks). */
+    alpha: number;
+    /** Votes decided faster than this are flagged as too fast to be a judgement. */
+    minDecisionMs: number;
+  };
+  loop: {
+    enabled: boolean;
+    checkSeconds: number;
+    /** Usable votes newer than the champion's snapshot that start a round. */
+    minVotes: number;
+    /** The challengers a round trains: one `{objective, space}` each (LOOP_OBJECTIVES, else LOOP_OBJECTIVE:LOOP_SPACE). */
+    objectives: { objective: LoopObjective; space: LoopSpace }[];
+    steps: number;
+    beta: number;
+    learningRate: number;
+    rank: number;
+    batchSize: number;
+    /** `all`: every usable vote up to the cut-off; `since-parent`: only votes after the parent's snapshot. */
+    data: "all" | "since-parent";
+    autoExperiment: boolean;
+  };
+  experiments: {
+    /** Share of ordinary traffic a running experiment gets. */
+    trafficShare: number;
+    /** Promote when the lower bound of P(challenger ≻ champion) exceeds 0.5 + margin. */
+    margin: number;
+    minVotes: number;
+    maxVotes: number;
+    alpha: number;
+  };
+  demo: {
+    voters: number;
+    preference: "brighter" | "darker" | "saturated" | "centered" | "red";
+    /** Probability a simulated voter's choice is random instead of by the rule. */
+    noise: number;
   };
 }
 
@@ -223,7 +309,44 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       intraOpThreads: e.INFERENCE_THREADS,
       adapterCacheBytes: e.ADAPTER_CACHE_MB * 1024 * 1024,
     },
+    quality: {
+      goldPairRate: e.GOLD_PAIR_RATE,
+      alpha: e.QUALITY_ALPHA,
+      minDecisionMs: e.QUALITY_MIN_DECISION_MS,
+    },
+    loop: {
+      enabled: e.LOOP_ENABLED,
+      checkSeconds: e.LOOP_CHECK_SECONDS,
+      minVotes: e.LOOP_MIN_VOTES,
+      objectives: parseObjectives(e.LOOP_OBJECTIVES) ?? [
+        { objective: e.LOOP_OBJECTIVE, space: e.LOOP_SPACE },
+      ],
+      steps: e.LOOP_STEPS,
+      beta: e.LOOP_BETA,
+      learningRate: e.LOOP_LEARNING_RATE,
+      rank: e.LOOP_RANK,
+      batchSize: e.LOOP_BATCH_SIZE,
+      data: e.LOOP_DATA,
+      autoExperiment: e.LOOP_AUTO_EXPERIMENT,
+    },
+    experiments: {
+      trafficShare: e.EXPERIMENT_TRAFFIC_SHARE,
+      margin: e.EXPERIMENT_MARGIN,
+      minVotes: e.EXPERIMENT_MIN_VOTES,
+      maxVotes: e.EXPERIMENT_MAX_VOTES,
+      alpha: e.EXPERIMENT_ALPHA,
+    },
+    demo: { voters: e.DEMO_VOTERS, preference: e.DEMO_PREFERENCE, noise: e.DEMO_NOISE },
   };
+}
+
+/** `dpo:latent, cpo:ncp` → one entry per challenger (validated by the schema's pattern). */
+function parseObjectives(raw: string | undefined): Config["loop"]["objectives"] | undefined {
+  if (!raw) return undefined;
+  return raw.split(",").map((item) => {
+    const [objective, space] = item.trim().split(":") as [LoopObjective, LoopSpace];
+    return { objective, space };
+  });
 }
 
 /**

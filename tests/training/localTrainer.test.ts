@@ -52,9 +52,13 @@ describe("local training loop", () => {
       width: 64,
       height: 64,
     });
-    await deps.db.orm
-      .insert(datasetSnapshots)
-      .values({ id: "snap-local", blobKey: "datasets/snap-local.parquet", rowCount: 16, sha256: "00" });
+    await deps.db.orm.insert(datasetSnapshots).values({
+      id: "snap-local",
+      blobPrefix: "datasets/snap-local/",
+      cutoff: new Date(),
+      dedupeKey: "snap-local",
+      rowCount: 16,
+    });
   }, 240_000);
   afterAll(async () => {
     await deps?.close();
@@ -72,6 +76,7 @@ describe("local training loop", () => {
         baseModelId: "random-sd",
         baseModelUri: pathToFileURL(join(work, "model")).href,
         parentAdapterId: null,
+        parentAdapterUri: null,
         datasetSnapshotId: "snap-local",
         datasetUri: pathToFileURL(join(work, "snapshot.parquet")).href,
         outputUri: blobUri(deps.config.blob, "adapters/ad-local-1/"),

@@ -20,7 +20,7 @@ const blobUri = z
   .describe("Location in a blob store: file:///abs/path or s3://bucket/key");
 
 export const samplerName = z.enum(["ddim", "euler", "euler_ancestral", "lcm", "dpmpp_2m"]);
-export const objectiveName = z.enum(["dpo", "cpo", "sft", "rpo"]);
+export const objectiveName = z.enum(["dpo", "cpo", "sft", "rpo", "kto"]);
 export const spaceName = z.enum(["latent", "ncp"]);
 
 const envelope = {
@@ -64,6 +64,12 @@ export const trainingJob = z
       baseModelId: id,
       baseModelUri: blobUri,
       parentAdapterId: id.nullable().default(null),
+      parentAdapterUri: blobUri
+        .nullable()
+        .default(null)
+        .describe(
+          "Prefix of the parent adapter's files: the policy LoRA starts from its weights and the frozen reference is base + parent",
+        ),
       datasetSnapshotId: id,
       datasetUri: blobUri,
       outputUri: blobUri.describe("Prefix the adapter files and manifest are published under"),
@@ -97,7 +103,30 @@ export const trainingResult = z
   })
   .strict();
 
+/**
+ * Sent by the worker on the results queue while a job trains (every few steps and at each
+ * evaluation), so a run's progress reaches the platform the same way locally and in AWS.
+ */
+export const trainingProgress = z
+  .object({
+    ...envelope,
+    type: z.literal("training_progress"),
+    payload: z.object({
+      trainingJobId: id,
+      adapterId: id,
+      step: z.number().int().min(0),
+      totalSteps: z.number().int().min(1),
+      stepsPerSecond: z.number().min(0).nullable().default(null),
+      etaSeconds: z.number().min(0).nullable().default(null),
+      phase: z.string().max(64).default("training"),
+      /** Metric rows logged since the last progress message (the lines of `metrics.jsonl`). */
+      metrics: z.array(z.record(z.string(), z.number())).max(1000).default([]),
+    }),
+  })
+  .strict();
+
 export type GenerationJob = z.infer<typeof generationJob>;
+export type TrainingProgress = z.infer<typeof trainingProgress>;
 export type TrainingJob = z.infer<typeof trainingJob>;
 export type TrainingResult = z.infer<typeof trainingResult>;
 
@@ -106,4 +135,5 @@ export const jobContracts = {
   "generation-job": generationJob,
   "training-job": trainingJob,
   "training-result": trainingResult,
+  "training-progress": trainingProgress,
 } as const;
