@@ -24,6 +24,7 @@ import {
 import { insertVoterPrompt } from "../voting/promptSets.js";
 import { recordVote, voterVoteCount } from "../voting/votes.js";
 import { registerAdminRoutes } from "./admin.js";
+import { registerResourceRoutes } from "./resources.js";
 import {
   CSRF_HEADER,
   csrfGuard,
@@ -393,6 +394,7 @@ export function votingApi(deps: Deps, opts: VotingApiOptions = {}): OpenAPIHono<
   });
 
   registerAdminRoutes(app, deps, pool);
+  registerResourceRoutes(app, deps, pool);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

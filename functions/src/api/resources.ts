@@ -1,0 +1,15 @@
+/**
+ * The API's resources beyond voting (leaderboard, snapshots, training runs, adapters,
+ * experiments, the loop, voters' quality, admin sign-in). Each lives in its own route file and
+ * registers its routes on the one OpenAPI app, so every route is in `/openapi.json` and every
+ * `/api/admin/*` route sits behind the admin guard that `registerAdminRoutes` installs first.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Deps } from "../deps.js";
+import type { PairPool } from "../voting/pairPool.js";
+import type { VoterEnv } from "./voterSession.js";
+
+export type ApiApp = OpenAPIHono<VoterEnv>;
+
+/** One line per resource module: `registerXRoutes(app, deps)`. */
+export function registerResourceRoutes(_app: ApiApp, _deps: Deps, _pool: PairPool): void {}
