@@ -123,6 +123,8 @@ export const generations = pgTable(
     degradedFromId: text("degraded_from_id"),
     degradation: text("degradation"),
     createdAt: createdAt(),
+    /** When the status last changed or the job was last (re)sent: a generation stuck without progress is re-sent. */
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [
