@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -73,6 +73,19 @@ describe.each([
     await h.blobs.put("a/b/c.bin", bytes);
     expect(await h.blobs.exists("a/b/c.bin")).toBe(true);
     expect(Array.from((await h.blobs.get("a/b/c.bin")) ?? [])).toEqual([0, 1, 2, 250, 255]);
+  });
+
+  it("stores a local file as an object (streamed)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "prefloop-putfile-"));
+    try {
+      const bytes = new Uint8Array(300_000).map((_, i) => (i * 31) % 251);
+      writeFileSync(join(dir, "f.bin"), bytes);
+      await h.blobs.putFile("files/f.bin", join(dir, "f.bin"));
+      expect(Buffer.from((await h.blobs.get("files/f.bin")) ?? []).equals(Buffer.from(bytes))).toBe(true);
+      await expect(h.blobs.putFile("../x", join(dir, "f.bin"))).rejects.toThrow(/invalid blob key/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("overwrites whole objects and deletes idempotently", async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Signer } from "../signing.js";
 import { assertBlobKey, type BlobStore } from "./port.js";
@@ -26,6 +26,13 @@ export function fsBlobStore(opts: {
       await mkdir(dirname(path), { recursive: true });
       const tmp = `${path}.${randomUUID()}.tmp`;
       await writeFile(tmp, body);
+      await rename(tmp, path);
+    },
+    async putFile(key, file) {
+      const path = pathOf(key);
+      await mkdir(dirname(path), { recursive: true });
+      const tmp = `${path}.${randomUUID()}.tmp`;
+      await copyFile(file, tmp);
       await rename(tmp, path);
     },
     async get(key) {

@@ -3,6 +3,11 @@ export interface BlobStore {
   readonly kind: "fs" | "s3";
   /** Writes the whole object atomically: readers see the old object or the new one, never a part. */
   put(key: string, body: Uint8Array, opts?: { contentType?: string }): Promise<void>;
+  /**
+   * Writes a local file as the object, streaming it (large exports never sit in memory whole);
+   * atomic like `put`.
+   */
+  putFile(key: string, path: string, opts?: { contentType?: string }): Promise<void>;
   /** The object's bytes, or null when there is none. */
   get(key: string): Promise<Uint8Array | null>;
   exists(key: string): Promise<boolean>;
