@@ -100,7 +100,10 @@ describe("decideExperiment", () => {
       null,
     ],
   ] as const)("%j → %s %s", (arms, action, winner) => {
-    const v = decideExperiment({ ...base, arms: arms.map((a) => arm(...a)) });
+    const v = decideExperiment({
+      ...base,
+      arms: arms.map(([name, n, est, lo, up]) => arm(name, n, est, lo, up)),
+    });
     expect(v.action).toBe(action);
     expect(v.arm).toBe(winner);
     expect(v.bar).toBe(0.5);
