@@ -42,6 +42,21 @@ export function resolveSigningSecret(config: Config): string {
 }
 
 /**
+ * The local server's admin key: from config, or in dev, when ADMIN_API_KEY is unset, a random one
+ * kept in the state folder (`STATE_DIR/admin-key`), so a local start has a working admin sign-in.
+ * In test and prod an unset key keeps the admin API closed; Lambda reads it from Secrets Manager.
+ */
+export function resolveAdminApiKey(config: Config): string | undefined {
+  if (config.adminApiKey || config.env !== "dev") return config.adminApiKey;
+  const file = join(config.stateDir, "admin-key");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(config.stateDir, { recursive: true });
+  const key = randomBytes(32).toString("base64url");
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+/**
  * `migrate: false` for Lambda handlers: migrations run once per deploy (lambda-migrate), not on
  * every cold start.
  */

@@ -178,7 +178,12 @@ describe.each(["pglite", "postgres"] as const)("voting API on %s", (db) => {
     expect(stolen.status).toBe(403);
     expect(((await stolen.json()) as Json).error.code).toBe("wrong_voter");
 
-    const ok = await b.post("/api/votes", body, { origin: "http://localhost", host: "localhost" });
+    // The Origin is compared whole against PUBLIC_URL; a Host header naming it earns nothing.
+    const spoofedHost = await b.post("/api/votes", body, { origin: "http://localhost", host: "localhost" });
+    expect(spoofedHost.status).toBe(403);
+    expect(((await spoofedHost.json()) as Json).error.code).toBe("bad_origin");
+
+    const ok = await b.post("/api/votes", body, { origin: h.deps.config.publicUrl });
     expect(ok.status).toBe(201);
   });
 
@@ -374,6 +379,7 @@ describe("voting API limits and documents (PGlite)", () => {
         "/api/admin/pool/top-up",
         "/api/admin/prompt-sets",
         "/api/admin/prompt-sets/shapes",
+        "/api/admin/session",
         "/api/admin/votes",
         "/api/pairs/next",
         "/api/pairs/{pairId}",

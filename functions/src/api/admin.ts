@@ -1,17 +1,18 @@
 /**
- * Admin routes (x-admin-key or Authorization: Bearer, compared in constant time; closed while
- * ADMIN_API_KEY is unset): import prompt sets, list prompt sets, search votes, pool status and top-up.
+ * Admin routes (x-admin-key or Authorization: Bearer, compared in constant time, or the admin
+ * session cookie + CSRF token from adminSession.ts; closed while ADMIN_API_KEY is unset): import
+ * prompt sets, list prompt sets, search votes, pool status and top-up.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import type { Deps } from "../deps.js";
 import { guessFormat, parsePromptFile } from "../domain/promptImport.js";
-import { allScenes, captionOf, isHeldout } from "../domain/shapes/index.js";
+import { shapesPromptSet } from "../domain/shapesPromptSet.js";
 import { ApiError } from "../http/errors.js";
 import { findExperiment, findPromptSet, type PairPool, type PoolScope } from "../voting/pairPool.js";
 import { importPromptSet, listPromptSets } from "../voting/promptSets.js";
 import { searchVotes } from "../voting/votes.js";
+import { adminGuard, adminSecurity, registerAdminSessionRoutes } from "./adminSession.js";
 import type { VoterEnv } from "./voterSession.js";
 import {
   ErrorSchema,
@@ -29,17 +30,15 @@ const json = <T>(schema: T, description: string) => ({
 });
 const err = (description: string) => json(ErrorSchema, description);
 const adminErrors = {
-  401: err("Missing or wrong admin key"),
+  401: err("Missing or wrong admin key, and no admin session"),
   403: err("Admin API closed (no ADMIN_API_KEY)"),
 };
-const security = [{ adminKey: [] }];
+const security = adminSecurity;
 
 const PoolQuerySchema = z.object({
   experimentId: z.string().max(128).optional(),
   promptSet: z.string().max(200).optional(),
 });
-
-const digest = (s: string) => createHash("sha256").update(s).digest();
 
 const importRoute = createRoute({
   method: "post",
@@ -123,16 +122,8 @@ const topUpRoute = createRoute({
 });
 
 export function registerAdminRoutes(app: OpenAPIHono<VoterEnv>, deps: Deps, pool: PairPool): void {
-  const key = deps.config.adminApiKey;
-  app.use("/api/admin/*", async (c, next) => {
-    if (!key) throw new ApiError(403, "admin_disabled", "The admin API is closed: ADMIN_API_KEY is not set.");
-    const given = c.req.header("x-admin-key") ?? c.req.header("authorization")?.replace(/^Bearer\s+/i, "");
-    if (!given || !timingSafeEqual(digest(given), digest(key))) {
-      throw new ApiError(401, "unauthorized", "A valid admin key is required (x-admin-key header).");
-    }
-    c.header("cache-control", "no-store");
-    return next();
-  });
+  app.use("/api/admin/*", adminGuard(deps));
+  registerAdminSessionRoutes(app, deps);
   app.use("/api/admin/prompt-sets", bodyLimit({ maxSize: 32 * 1024 * 1024 }));
 
   const scopeOf = async (q: { experimentId?: string | undefined; promptSet?: string | undefined }) => {
@@ -190,14 +181,7 @@ export function registerAdminRoutes(app: OpenAPIHono<VoterEnv>, deps: Deps, pool
   });
 
   app.openapi(shapesRoute, async (c) => {
-    const heldoutOnly = c.req.valid("query").heldoutOnly === "true";
-    const items = allScenes()
-      .map((scene) => {
-        const text = captionOf(scene);
-        return { text, category: scene.shape, challenge: isHeldout(text) ? "held-out" : "in-training" };
-      })
-      .filter((p) => !heldoutOnly || p.challenge === "held-out");
-    const name = heldoutOnly ? "shapes-heldout" : "shapes";
+    const { name, items } = shapesPromptSet({ heldoutOnly: c.req.valid("query").heldoutOnly === "true" });
     const r = await importPromptSet(deps.db, { name, source: "shapes-grammar" }, items);
     return c.json(
       {

@@ -1,17 +1,20 @@
 /** Node server entry: config → deps → app → listen, plus the queue consumers of the local platform. */
 import { serve } from "@hono/node-server";
 import { createApp } from "../app.js";
-import { buildDeps } from "../deps.js";
+import { buildDeps, resolveAdminApiKey } from "../deps.js";
 import { startLocalGenerator } from "../generator/consumer.js";
 import { registerLocalBaseModel } from "../local/baseModel.js";
 import { startLocalConsumers } from "../local/consumers.js";
+import { importShapesOnFirstStart, signInLink } from "../local/firstStart.js";
 import { loadConfigOrExit } from "./boot.js";
 
-const config = loadConfigOrExit();
+const loaded = loadConfigOrExit();
+const config = { ...loaded, adminApiKey: resolveAdminApiKey(loaded) };
 const deps = await buildDeps(config);
 const modelDir = config.inference.modelDir;
 const baseModelId = modelDir.startsWith("blob:") ? null : await registerLocalBaseModel(deps.db, modelDir);
 if (!baseModelId) deps.log.warn("no exported base model registered", { modelDir });
+const firstImport = await importShapesOnFirstStart(deps);
 const app = createApp(deps);
 const stopConsumers = startLocalConsumers(deps);
 const stopGenerator = startLocalGenerator(deps);
@@ -24,7 +27,16 @@ const server = serve({ fetch: app.fetch, hostname: config.host, port: config.por
     queue: deps.queue.kind,
     baseModelId,
   });
-  process.stdout.write(`\nprefloop is running: open ${config.publicUrl}\n\n`);
+  process.stdout.write(`\nprefloop is running: open ${config.publicUrl}\n`);
+  if (firstImport !== null) {
+    process.stdout.write(
+      `First start: imported the prompt set "shapes" (${firstImport} prompts); pairs are on their way.\n`,
+    );
+  }
+  if (config.env === "dev" && config.adminApiKey) {
+    process.stdout.write(`Sign in: ${signInLink(config.publicUrl, config.adminApiKey)}\n`);
+  }
+  process.stdout.write("\n");
 });
 
 const shutdown = () => {
