@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
+import sharp from "sharp";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerationJob } from "../../functions/src/contracts/jobs.js";
 import { baseModels, generations, prompts } from "../../functions/src/db/schema.js";
@@ -193,6 +194,96 @@ describe("generator", () => {
     ]);
     expect(outcome?.status).toBe("retry");
     expect((await row("g6"))?.status).toBe("queued");
+  });
+
+  it("marks a still failing generation failed on the job's last attempt, with the error, and acks it", async () => {
+    await addGeneration("g6b");
+    backend.failWith.stubborn = new Error("worker crashed again");
+    const deps = { db, blobs, log, maxAttempts: 3 };
+    const attempt = (n: number) =>
+      handleGenerationBatch(deps, provider, [
+        { ...delivery(job("g6b", { prompt: "stubborn" })), attempts: n },
+      ]);
+    expect((await attempt(2))[0]?.status).toBe("retry");
+    expect(await row("g6b")).toMatchObject({
+      status: "queued",
+      error: "attempt 2 of 3: Error: worker crashed again",
+    });
+    const [last] = await attempt(3);
+    expect(last).toEqual({
+      status: "failed",
+      generationId: "g6b",
+      error: "gave up after 3 attempts: worker crashed again",
+    });
+    expect(await row("g6b")).toMatchObject({
+      status: "failed",
+      error: last?.status === "failed" ? last.error : "",
+    });
+    expect((await row("g6b"))?.finishedAt).toBeInstanceOf(Date);
+  });
+
+  it("marks the generation failed when the SQS redrive policy's last receive fails too", async () => {
+    await addGeneration("g6c");
+    backend.failWith.doomed = new Error("transient");
+    const handler = generationSqsHandler({ db, blobs, log }, provider);
+    const result = await handler({
+      Records: [
+        {
+          messageId: "m1",
+          receiptHandle: "rh",
+          body: JSON.stringify({ id: "g6c", body: job("g6c", { prompt: "doomed" }) }),
+          attributes: { ApproximateReceiveCount: "3" },
+        },
+      ],
+    });
+    expect(result.batchItemFailures).toEqual([]);
+    expect((await row("g6c"))?.status).toBe("failed");
+  });
+
+  it("renders a gold pair's degraded side like its partner, then blurs and noises it", async () => {
+    await addGeneration("g10a");
+    await addGeneration("g10b");
+    await db.orm
+      .update(generations)
+      .set({ degradation: "blur", degradedFromId: "g10a" })
+      .where(eq(generations.id, "g10b"));
+    // a sharp-edged render: a bright square on black, so a blur visibly changes it
+    backend.generate = async (images) => {
+      backend.calls.push(images);
+      const rgb = new Uint8Array(32 * 32 * 3);
+      for (let y = 8; y < 24; y++)
+        for (let x = 8; x < 24; x++) rgb.fill(255, (y * 32 + x) * 3, (y * 32 + x) * 3 + 3);
+      const bytes = await encodeImage(rgb, 32, 32);
+      return {
+        images: images.map(() => ({ bytes, contentType: "image/png", width: 32, height: 32 })),
+        timings: { textMs: 0, unetMs: 1, unetCalls: 1, schedulerMs: 0, vaeMs: 0, totalMs: 1 },
+      };
+    };
+    const jobs = [job("g10a", { pairId: "gold1" }), job("g10b", { pairId: "gold1" })];
+    const outcomes = await handleGenerationBatch({ db, blobs, log }, provider, jobs.map(delivery));
+    expect(outcomes.map((o) => o.status)).toEqual(["succeeded", "succeeded"]);
+    expect(backend.calls).toHaveLength(1);
+    const pixels = async (id: string) => {
+      const { data } = await sharp((await blobs.get(generationImageKey(id))) as Buffer)
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      return data;
+    };
+    const [clean, degraded] = [await pixels("g10a"), await pixels("g10b")];
+    expect(degraded.length).toBe(clean.length);
+    // mean absolute difference per channel: a glance-visible change (blur + noise), not a re-encode
+    let diff = 0;
+    for (let i = 0; i < clean.length; i++) diff += Math.abs((clean[i] as number) - (degraded[i] as number));
+    expect(diff / clean.length).toBeGreaterThan(20);
+    // the square's edges are gone: the clean image jumps 0 → 255 at x = 8, the degraded one ramps
+    const at = (d: Buffer, x: number, y: number) => d[(y * 32 + x) * 3] as number;
+    expect(at(clean, 8, 16) - at(clean, 7, 16)).toBe(255);
+    expect(Math.abs(at(degraded, 8, 16) - at(degraded, 7, 16))).toBeLessThan(120);
+    // a redelivered job writes the same degraded image (noise seeded by the generation id)
+    await db.orm.update(generations).set({ status: "queued" }).where(eq(generations.id, "g10b"));
+    await handleGenerationBatch({ db, blobs, log }, provider, [delivery(jobs[1] as GenerationJob)]);
+    expect((await pixels("g10b")).equals(degraded)).toBe(true);
   });
 
   it("retries invalid messages and generations that do not exist (they end in the dead letters)", async () => {

@@ -88,9 +88,16 @@ export function pollGenerations(
   });
 }
 
-/** A Lambda handler for SQS batches of generation jobs, reporting partial batch failures. */
+/** The generation queue's redrive `maxReceiveCount` in the CDK app (stacks/src/queues-stack.ts). */
+export const SQS_GENERATION_MAX_RECEIVES = 3;
+
+/**
+ * A Lambda handler for SQS batches of generation jobs, reporting partial batch failures. The
+ * last receive before the redrive policy dead-letters a job marks its generation failed.
+ */
 export function generationSqsHandler(deps: GeneratorDeps, backends: BackendProvider) {
-  return sqsBatchHandler(generationBatchHandler(deps, backends), deps.log);
+  const withLimit = { ...deps, maxAttempts: deps.maxAttempts ?? SQS_GENERATION_MAX_RECEIVES };
+  return sqsBatchHandler(generationBatchHandler(withLimit, backends), deps.log);
 }
 
 /**
@@ -98,7 +105,10 @@ export function generationSqsHandler(deps: GeneratorDeps, backends: BackendProvi
  * per inference worker (each takes up to two jobs, a pair, at a time). Returns a stop function.
  */
 export function startLocalGenerator(
-  deps: GeneratorDeps & { queue: JobQueue; config: Pick<Config, "inference"> },
+  deps: GeneratorDeps & {
+    queue: JobQueue;
+    config: Pick<Config, "inference"> & Partial<Pick<Config, "queue">>;
+  },
 ): () => Promise<void> {
   const source = deps.config.inference.modelDir;
   if (!source.startsWith("blob:") && !existsSync(join(source, "manifest.json"))) {
@@ -107,8 +117,10 @@ export function startLocalGenerator(
   }
   const backends = generatorBackends(deps, deps.config);
   const controller = new AbortController();
+  const queue = deps.config.queue;
+  const withLimit = { ...deps, maxAttempts: queue?.backend === "pg" ? queue.maxAttempts : deps.maxAttempts };
   const loops = Array.from({ length: Math.max(1, deps.config.inference.workers) }, () =>
-    pollGenerations(deps, backends, { signal: controller.signal, batchSize: 2 }),
+    pollGenerations(withLimit, backends, { signal: controller.signal, batchSize: 2 }),
   );
   return async () => {
     controller.abort();

@@ -8,12 +8,17 @@
  *   batched when they share an adapter stack).
  * - Errors that retrying cannot fix (unknown adapter, adapter that does not fit the base model,
  *   NaN/Inf latents, a size the model was not exported for) mark the generation failed and
- *   acknowledge the job; anything else is thrown back to the queue for a retry.
+ *   acknowledge the job; anything else is thrown back to the queue for a retry, and on the last
+ *   attempt (`maxAttempts`) marks the generation failed with its error, so that no generation is
+ *   left waiting for a job that the queue has dead-lettered.
+ * - The degraded side of a gold pair (`degradation` on its row) is rendered like its clean partner
+ *   (same prompt, seed and settings, in the same batch) and then degraded (`degrade.ts`).
  * The same code runs in the local process (`pollGenerations`) and in the SQS Lambda handler.
  */
 import { eq } from "drizzle-orm";
 import { type GenerationJob, generationJob } from "../contracts/jobs.js";
 import { baseModels, generations } from "../db/schema.js";
+import type { Degradation } from "../domain/pairing.js";
 import { AdapterNotFoundError } from "../inference/adapters.js";
 import { AdapterMismatchError } from "../inference/lora.js";
 import { NonFiniteError } from "../inference/pipeline.js";
@@ -22,11 +27,18 @@ import type { BlobStore } from "../platform/blob/port.js";
 import type { Db } from "../platform/db/index.js";
 import type { Logger } from "../platform/log.js";
 import type { Delivery } from "../platform/queue/port.js";
+import { degradeImage } from "./degrade.js";
 
 export interface GeneratorDeps {
   db: Db;
   blobs: BlobStore;
   log: Logger;
+  /**
+   * Deliveries a job gets before the queue dead-letters it (`QUEUE_MAX_ATTEMPTS`, or the SQS
+   * redrive policy's maxReceiveCount); the last one marks a still failing generation failed.
+   * Unset: never (the pool's sweep gives up on it later).
+   */
+  maxAttempts?: number;
 }
 
 /** Gives the inference backend for a base model (loading it on first use). */
@@ -70,7 +82,17 @@ function paramsKey(job: GenerationJob): string {
 }
 
 async function setRow(db: Db, id: string, values: Partial<typeof generations.$inferInsert>): Promise<void> {
-  await db.orm.update(generations).set(values).where(eq(generations.id, id));
+  await db.orm
+    .update(generations)
+    .set({ ...values, updatedAt: new Date() })
+    .where(eq(generations.id, id));
+}
+
+interface PendingJob {
+  index: number;
+  job: GenerationJob;
+  degradation: Degradation | null;
+  attempts: number;
 }
 
 /**
@@ -83,7 +105,7 @@ export async function handleGenerationBatch(
   deliveries: readonly Delivery[],
 ): Promise<DeliveryOutcome[]> {
   const outcomes: DeliveryOutcome[] = new Array(deliveries.length);
-  const pending: { index: number; job: GenerationJob }[] = [];
+  const pending: PendingJob[] = [];
   for (const [index, delivery] of deliveries.entries()) {
     const parsed = generationJob.safeParse(delivery.body);
     if (!parsed.success) {
@@ -96,7 +118,7 @@ export async function handleGenerationBatch(
     }
     const job = parsed.data;
     const [row] = await deps.db.orm
-      .select({ status: generations.status })
+      .select({ status: generations.status, degradation: generations.degradation })
       .from(generations)
       .where(eq(generations.id, job.payload.generationId));
     if (!row) {
@@ -111,32 +133,46 @@ export async function handleGenerationBatch(
         reason: `already ${row.status}`,
       };
     } else {
-      pending.push({ index, job });
+      const degradation = row.degradation as Degradation | null;
+      pending.push({ index, job, degradation, attempts: delivery.attempts });
     }
   }
-  const groups = new Map<string, { index: number; job: GenerationJob }[]>();
+  const groups = new Map<string, PendingJob[]>();
   for (const item of pending) {
     const key = paramsKey(item.job);
     groups.set(key, [...(groups.get(key) ?? []), item]);
   }
   for (const group of groups.values()) {
-    const results = await renderGroup(
-      deps,
-      backendFor,
-      group.map((g) => g.job),
-    );
-    group.forEach((g, i) => {
-      outcomes[g.index] = results[i] as DeliveryOutcome;
-    });
+    const results = await renderGroup(deps, backendFor, group);
+    for (const [i, g] of group.entries()) {
+      outcomes[g.index] = await settleLastAttempt(deps, g, results[i] as DeliveryOutcome);
+    }
   }
   return outcomes;
+}
+
+/** A retry on the job's last attempt: the generation is marked failed with its error and the job acked. */
+async function settleLastAttempt(
+  deps: GeneratorDeps,
+  item: PendingJob,
+  outcome: DeliveryOutcome,
+): Promise<DeliveryOutcome> {
+  if (outcome.status !== "retry" || deps.maxAttempts === undefined || item.attempts < deps.maxAttempts) {
+    return outcome;
+  }
+  const generationId = item.job.payload.generationId;
+  const error = `gave up after ${item.attempts} attempts: ${outcome.error.message}`;
+  await setRow(deps.db, generationId, { status: "failed", error, finishedAt: new Date() });
+  deps.log.warn("generation failed", { generationId, jobId: item.job.id, error });
+  return { status: "failed", generationId, error };
 }
 
 async function renderGroup(
   deps: GeneratorDeps,
   backendFor: BackendProvider,
-  jobs: GenerationJob[],
+  items: PendingJob[],
 ): Promise<DeliveryOutcome[]> {
+  const jobs = items.map((g) => g.job);
   const first = (jobs[0] as GenerationJob).payload;
   const started = performance.now();
   for (const job of jobs)
@@ -165,7 +201,11 @@ async function renderGroup(
       const image = images[i];
       if (!image) throw new Error(`backend returned ${images.length} images for ${jobs.length} jobs`);
       const key = generationImageKey(job.payload.generationId);
-      await deps.blobs.put(key, image.bytes, { contentType: image.contentType });
+      const degradation = items[i]?.degradation ?? null;
+      const bytes = degradation
+        ? await degradeImage(image.bytes, degradation, job.payload.generationId)
+        : image.bytes;
+      await deps.blobs.put(key, bytes, { contentType: degradation ? "image/png" : image.contentType });
       const latencyMs = Math.round(performance.now() - started);
       await setRow(deps.db, job.payload.generationId, {
         status: "succeeded",
@@ -189,7 +229,7 @@ async function renderGroup(
     if (jobs.length > 1 && isPermanent(err)) {
       // Render the jobs one by one, so that one bad adapter or NaN does not fail its pair partner.
       const outcomes: DeliveryOutcome[] = [];
-      for (const job of jobs) outcomes.push(...(await renderGroup(deps, backendFor, [job])));
+      for (const item of items) outcomes.push(...(await renderGroup(deps, backendFor, [item])));
       return outcomes;
     }
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -207,7 +247,16 @@ async function renderGroup(
       });
       return [{ status: "failed", generationId: job.payload.generationId, error: message }];
     }
-    for (const j of jobs) await setRow(deps.db, j.payload.generationId, { status: "queued", error: message });
+    // back to queued until the queue redelivers it; the error says why it is being retried
+    for (const g of items) {
+      const attempt = deps.maxAttempts
+        ? `attempt ${g.attempts} of ${deps.maxAttempts}`
+        : `attempt ${g.attempts}`;
+      await setRow(deps.db, g.job.payload.generationId, {
+        status: "queued",
+        error: `${attempt}: ${message}`,
+      });
+    }
     const error = err instanceof Error ? err : new Error(message);
     return jobs.map(() => ({ status: "retry", error }));
   }
