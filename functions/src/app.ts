@@ -11,11 +11,14 @@ import { healthRoutes } from "./api/health.js";
 import { type VotingApiOptions, votingApi } from "./api/voting.js";
 import { webAppRoutes } from "./api/webApp.js";
 import type { Deps } from "./deps.js";
+import { bodyLimits } from "./http/bodyLimit.js";
 import { installErrorHandlers } from "./http/errors.js";
+import { inputGuard } from "./http/inputGuard.js";
 
 export function createApp(deps: Deps, opts: { voting?: VotingApiOptions } = {}): Hono {
   const app = new Hono();
   app.use("*", secureHeaders());
+  app.use("*", bodyLimits(1024 * 1024, { "/api/admin/prompt-sets": 32 * 1024 * 1024 }), inputGuard());
   app.route("/", healthRoutes(deps));
   if (deps.blobs.kind === "fs") app.route("/", blobRoutes(deps));
   app.route("/", votingApi(deps, opts.voting));

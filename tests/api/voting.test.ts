@@ -375,6 +375,8 @@ describe("voting API limits and documents (PGlite)", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        "/api/admin/playground",
+        "/api/admin/playground/{id}",
         "/api/admin/pool",
         "/api/admin/pool/top-up",
         "/api/admin/prompt-sets",

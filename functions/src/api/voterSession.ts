@@ -6,10 +6,12 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
+import { csrf } from "hono/csrf";
 import type { Config } from "../config.js";
 import { perHour, perMinute } from "../domain/tokenBucket.js";
 import { csrfToken, readVoterCookie, voterCookieValue } from "../domain/voteToken.js";
 import { ApiError } from "../http/errors.js";
+import { isAllowedOrigin, type OriginPolicy } from "../http/origin.js";
 import type { Db } from "../platform/db/port.js";
 import type { Signer } from "../platform/signing.js";
 import { RateLimiter } from "../voting/rateLimiter.js";
@@ -29,10 +31,12 @@ export async function ensureVoter(db: Db, voterId: string): Promise<void> {
 }
 
 /**
- * Reads the signed voter cookie; on a first visit (GET) creates a voter and sets the cookie:
- * httpOnly, SameSite=Lax, Secure in production, one year. POSTs without a valid cookie are refused.
+ * Reads the signed voter cookie; on a first visit (GET) picks a new voter id and sets the cookie:
+ * httpOnly, SameSite=Lax, Secure in production, one year. POSTs without a valid cookie are
+ * refused. The new voter's row is written later, by `createFirstVisitVoter`, once the rate limits
+ * have let the request through: a refused request writes nothing.
  */
-export function voterSession(deps: { db: Db; signer: Signer; config: Config }): MiddlewareHandler<VoterEnv> {
+export function voterSession(deps: { signer: Signer; config: Config }): MiddlewareHandler<VoterEnv> {
   return async (c, next) => {
     const voterId = readVoterCookie(deps.signer, getCookie(c, VOTER_COOKIE));
     if (voterId) {
@@ -44,52 +48,65 @@ export function voterSession(deps: { db: Db; signer: Signer; config: Config }): 
       throw new ApiError(401, "no_session", "Your voting session is missing or expired; reload the page.");
     }
     const id = `v_${randomUUID()}`;
-    await ensureVoter(deps.db, id);
-    setCookie(c, VOTER_COOKIE, voterCookieValue(deps.signer, id), {
-      httpOnly: true,
-      secure: deps.config.env === "prod",
-      sameSite: "Lax",
-      path: "/",
-      maxAge: 365 * 24 * 3600,
-    });
     c.set("voterId", id);
     c.set("newVoter", true);
+    await next();
+    // Set on the way out, so a refused first request hands out no cookie either.
+    if (c.res.status < 400) {
+      setCookie(c, VOTER_COOKIE, voterCookieValue(deps.signer, id), {
+        httpOnly: true,
+        secure: deps.config.env === "prod",
+        sameSite: "Lax",
+        path: "/",
+        maxAge: 365 * 24 * 3600,
+      });
+    }
+  };
+}
+
+/** Writes a first-visit voter's row; mounted after the rate limits. */
+export function createFirstVisitVoter(db: Db): MiddlewareHandler<VoterEnv> {
+  return async (c, next) => {
+    if (c.get("newVoter")) await ensureVoter(db, c.get("voterId"));
     return next();
   };
 }
 
-/** The origins a POST may come from: this server (as the browser reached it) and CORS_ORIGINS. */
-function originAllowed(c: Context, config: Config): boolean {
-  const origin = c.req.header("origin");
-  if (!origin) return true; // same-origin fetches from old browsers, curl; the header token still applies
-  if (origin === "null") return false;
-  const host = c.req.header("host");
-  try {
-    const o = new URL(origin);
-    if (host && o.host === host) return true;
-    if (o.origin === new URL(config.publicUrl).origin) return true;
-  } catch {
-    return false;
-  }
-  return config.web.corsOrigins.includes(origin);
+export function originPolicy(config: Config): OriginPolicy {
+  return {
+    publicUrl: config.publicUrl,
+    corsOrigins: config.web.corsOrigins,
+    allowLoopback: config.env === "dev",
+  };
 }
 
 /**
- * CSRF protection for cookie-authenticated POSTs: the Origin (when sent) must be ours, and the
- * `x-csrf-token` header must carry the voter's CSRF token (from GET /api/session). Another site
- * can neither read that token nor set a custom header on a cross-site request without CORS.
+ * CSRF protection for cookie-authenticated POSTs, in three layers:
+ * - `hono/csrf` refuses a form-type POST (urlencoded, multipart, text/plain: what another site
+ *   can send without a preflight) unless its Origin or Sec-Fetch-Site says it is ours;
+ * - any POST that names an Origin must name one of ours (scheme, host and port, never `Host`),
+ *   and one a browser marks `Sec-Fetch-Site: cross-site` must come from a CORS origin;
+ * - the `x-csrf-token` header must carry the voter's CSRF token (from GET /api/session): another
+ *   site can neither read it nor set a custom header on a cross-site request without CORS.
  */
 export function csrfGuard(deps: { signer: Signer; config: Config }): MiddlewareHandler<VoterEnv> {
+  const policy = originPolicy(deps.config);
+  const formGuard = csrf({ origin: (origin) => isAllowedOrigin(origin, policy) });
   return async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.method === "OPTIONS") return next();
-    if (!originAllowed(c, deps.config)) {
+    const origin = c.req.header("origin");
+    const crossSite = c.req.header("sec-fetch-site") === "cross-site";
+    if (
+      (origin !== undefined && !isAllowedOrigin(origin, policy)) ||
+      (crossSite && !(origin && policy.corsOrigins.includes(origin)))
+    ) {
       throw new ApiError(403, "bad_origin", "Requests from this site are not accepted.");
     }
     const given = c.req.header(CSRF_HEADER);
     if (!given || !deps.signer.verify(`csrf:${c.get("voterId")}`, given)) {
       throw new ApiError(403, "csrf", "This request lacks a valid CSRF token; reload the page.");
     }
-    return next();
+    return formGuard(c, next);
   };
 }
 

@@ -5,13 +5,13 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Deps } from "../deps.js";
 import { checkPrompt, parseBlocklist } from "../domain/promptPolicy.js";
 import { issueVoteToken, readVoteToken } from "../domain/voteToken.js";
+import { limitBody } from "../http/bodyLimit.js";
 import { ApiError, errorBody, sendError } from "../http/errors.js";
 import { pgCode } from "../platform/db/rows.js";
 import {
@@ -27,6 +27,7 @@ import { registerAdminRoutes } from "./admin.js";
 import { registerResourceRoutes } from "./resources.js";
 import {
   CSRF_HEADER,
+  createFirstVisitVoter,
   csrfGuard,
   csrfToken,
   ensureVoter,
@@ -206,7 +207,7 @@ export function votingApi(deps: Deps, opts: VotingApiOptions = {}): OpenAPIHono<
     );
   }
   for (const path of ["/api/session", "/api/pairs/*", "/api/votes", "/api/prompts"]) {
-    app.use(path, bodyLimit({ maxSize: 16 * 1024 }), voterSession(deps), csrfGuard(deps));
+    app.use(path, limitBody(16 * 1024), voterSession(deps), csrfGuard(deps));
   }
   app.use("/api/session", rateLimit(limiters, { ipOnly: true }));
   app.use("/api/votes", rateLimit(limiters));
@@ -214,6 +215,7 @@ export function votingApi(deps: Deps, opts: VotingApiOptions = {}): OpenAPIHono<
   app.use("/api/pairs/*", async (c, next) =>
     rateLimit(limiters, { ipOnly: c.req.path !== "/api/pairs/next" })(c, next),
   );
+  for (const path of ["/api/session", "/api/pairs/*"]) app.use(path, createFirstVisitVoter(db));
 
   const present = async (p: ServedPair, voterId: string): Promise<Pair> => {
     const ttl = config.voting.voteTokenTtlSeconds;

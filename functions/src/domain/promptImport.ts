@@ -28,6 +28,13 @@ export const MAX_IMPORTED_PROMPT_CHARS = 2000;
 
 const TEXT_COLUMNS = ["prompt", "text", "caption"];
 
+/** Why a field cannot be stored as text (PostgreSQL refuses NUL; UTF-8 has no lone surrogates), or null. */
+function unstorable(s: string): string | null {
+  if (s.includes("\0")) return "a NUL character";
+  if (/\p{Surrogate}/u.test(s)) return "an unpaired UTF-16 surrogate";
+  return null;
+}
+
 const clean = (s: string | undefined | null): string => (s ?? "").replace(/\s+/gu, " ").trim();
 const optional = (s: string | undefined | null): string | null => clean(s) || null;
 
@@ -103,6 +110,11 @@ function collect(
   const seen = new Set<string>();
   const prompts: ImportedPrompt[] = [];
   for (const r of rows) {
+    const broken = [r.text, r.category, r.challenge].find((f) => f !== null && unstorable(f));
+    if (broken !== undefined) {
+      problems.push({ line: r.line, message: `${unstorable(broken as string)}: the line is skipped` });
+      continue;
+    }
     if (!r.text) {
       problems.push({ line: r.line, message: "empty prompt" });
       continue;

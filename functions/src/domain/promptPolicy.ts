@@ -11,7 +11,14 @@ export interface PromptPolicy {
 
 export type PromptCheck =
   | { ok: true; text: string }
-  | { ok: false; code: "prompt_empty" | "prompt_too_long" | "prompt_blocked"; message: string };
+  | {
+      ok: false;
+      code: "prompt_empty" | "prompt_too_long" | "prompt_blocked" | "prompt_invalid";
+      message: string;
+    };
+
+/** Lone UTF-16 surrogates: a JS string may hold them, UTF-8 (and so PostgreSQL) cannot. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** Unicode NFC, control characters removed, runs of whitespace collapsed, trimmed. */
 export function normalizePrompt(raw: string): string {
@@ -48,6 +55,13 @@ export function blockedTerm(text: string, blocklist: readonly string[]): string 
 }
 
 export function checkPrompt(raw: string, policy: PromptPolicy): PromptCheck {
+  if (LONE_SURROGATE.test(raw)) {
+    return {
+      ok: false,
+      code: "prompt_invalid",
+      message: "This prompt holds a broken character (an unpaired UTF-16 surrogate); retype it.",
+    };
+  }
   const text = normalizePrompt(raw);
   if (text.length === 0) return { ok: false, code: "prompt_empty", message: "Write a prompt first." };
   const length = [...text].length;

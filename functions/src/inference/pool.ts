@@ -44,6 +44,8 @@ function newWorker(workerData: WorkerData): Worker {
 interface Slot {
   worker: Worker;
   busy: boolean;
+  /** Set once the worker is given up on; its later `error`/`exit` events change nothing. */
+  lost: boolean;
 }
 
 interface Task {
@@ -93,7 +95,7 @@ export class InferencePool {
       modelDir: this.options.modelDir,
       intraOpThreads: this.options.intraOpThreads,
     });
-    const slot: Slot = { worker, busy: true };
+    const slot: Slot = { worker, busy: true, lost: false };
     return new Promise((resolve, reject) => {
       worker.on("message", (msg: WorkerResponse) => {
         if (msg.id === -1) {
@@ -127,7 +129,13 @@ export class InferencePool {
     });
   }
 
+  /**
+   * Gives up on a worker that errored or exited and starts one replacement. A crash raises both
+   * `error` and `exit`; only the first of them counts, so a crash costs exactly one new worker.
+   */
   private failWorker(slot: Slot, err: Error): void {
+    if (slot.lost) return;
+    slot.lost = true;
     const index = this.slots.indexOf(slot);
     if (index >= 0) this.slots.splice(index, 1);
     for (const [id, entry] of this.inflight) {

@@ -47,6 +47,23 @@ async function outcomesOf(handle: BatchHandler, deliveries: Delivery[], ctx: (d:
   }
 }
 
+/**
+ * Waits `ms`, or less when `signal` aborts. The abort listener is removed when the wait ends, so
+ * a loop that sleeps for as long as the process is idle adds no listeners.
+ */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** Polls `name` until `signal` aborts, handing up to `batchSize` jobs at a time to `handle`. */
 export async function pollQueue(
   queue: JobQueue,
@@ -61,14 +78,6 @@ export async function pollQueue(
   },
 ): Promise<void> {
   const idle = opts.idleMs ?? 500;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      opts.signal.addEventListener("abort", () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
   const ctx = (d: Delivery): JobContext => ({ extend: (s) => queue.extend(name, d, s) });
   while (!opts.signal.aborted) {
     let batch: Delivery[] = [];
@@ -81,22 +90,28 @@ export async function pollQueue(
       opts.log.error("queue receive failed", { queue: name, error: String(err) });
     }
     if (batch.length === 0) {
-      await sleep(idle);
+      await abortableSleep(idle, opts.signal);
       continue;
     }
     const outcomes = await outcomesOf(handle, batch, ctx);
     for (const [i, delivery] of batch.entries()) {
       const outcome = outcomes[i] ?? { ok: false, error: new Error("handler returned no outcome") };
-      if (outcome.ok) {
-        await queue.ack(name, delivery);
-      } else {
-        opts.log.warn("job failed", {
-          queue: name,
-          jobId: delivery.id,
-          attempts: delivery.attempts,
-          error: outcome.error.message,
-        });
-        await queue.fail(name, delivery, outcome.error.message);
+      try {
+        if (outcome.ok) {
+          await queue.ack(name, delivery);
+        } else {
+          opts.log.warn("job failed", {
+            queue: name,
+            jobId: delivery.id,
+            attempts: delivery.attempts,
+            error: outcome.error.message,
+          });
+          await queue.fail(name, delivery, outcome.error.message);
+        }
+      } catch (err) {
+        // The queue is unreachable: the lease runs out and the job is delivered again (handlers
+        // are idempotent), so the loop carries on instead of stopping for good.
+        opts.log.error("queue settle failed", { queue: name, jobId: delivery.id, error: String(err) });
       }
     }
   }
