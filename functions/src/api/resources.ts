@@ -7,9 +7,12 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Deps } from "../deps.js";
 import type { PairPool } from "../voting/pairPool.js";
+import { registerAdminPlaygroundRoutes } from "./adminPlayground.js";
 import type { VoterEnv } from "./voterSession.js";
 
 export type ApiApp = OpenAPIHono<VoterEnv>;
 
 /** One line per resource module: `registerXRoutes(app, deps)`. */
-export function registerResourceRoutes(_app: ApiApp, _deps: Deps, _pool: PairPool): void {}
+export function registerResourceRoutes(app: ApiApp, deps: Deps, _pool: PairPool): void {
+  registerAdminPlaygroundRoutes(app, deps);
+}
