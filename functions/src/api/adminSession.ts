@@ -19,8 +19,9 @@ import {
 } from "../domain/adminSessionToken.js";
 import { perMinute } from "../domain/tokenBucket.js";
 import { ApiError } from "../http/errors.js";
+import { isAllowedOrigin, type OriginPolicy } from "../http/origin.js";
 import { RateLimiter } from "../voting/rateLimiter.js";
-import { CSRF_HEADER, clientIp, type VoterEnv } from "./voterSession.js";
+import { CSRF_HEADER, clientIp, originPolicy, type VoterEnv } from "./voterSession.js";
 import { ErrorSchema } from "./votingSchemas.js";
 
 export const ADMIN_COOKIE = "prefloop_admin";
@@ -50,23 +51,17 @@ function sessionOf(c: Context, deps: Deps, key: string): AdminSessionClaim | nul
   return readAdminCookie(deps.signer, keyTagOf(key), getCookie(c, ADMIN_COOKIE), nowSeconds());
 }
 
-/** A state-changing request from a browser must come from this server's own origin. */
-function sameOrigin(c: Context, publicUrl: string): boolean {
-  if (c.req.header("sec-fetch-site") === "cross-site") return false;
+/** A state-changing request from a browser must name one of our origins (never judged by Host). */
+function fromOurOrigin(c: Context, policy: OriginPolicy): boolean {
   const origin = c.req.header("origin");
-  if (!origin) return true;
-  try {
-    const o = new URL(origin);
-    return o.host === c.req.header("host") || o.origin === new URL(publicUrl).origin;
-  } catch {
-    return false;
-  }
+  if (origin !== undefined) return isAllowedOrigin(origin, policy);
+  return c.req.header("sec-fetch-site") !== "cross-site";
 }
 
 const unsafe = (method: string) => !["GET", "HEAD", "OPTIONS"].includes(method);
 
 function requireCsrf(c: Context, deps: Deps, claim: AdminSessionClaim): void {
-  if (!sameOrigin(c, deps.config.publicUrl)) {
+  if (!fromOurOrigin(c, originPolicy(deps.config))) {
     throw new ApiError(403, "bad_origin", "Requests from this site are not accepted.");
   }
   if (!checkAdminCsrf(deps.signer, claim.sessionId, c.req.header(CSRF_HEADER))) {
@@ -177,7 +172,7 @@ export function registerAdminSessionRoutes(app: OpenAPIHono<VoterEnv>, deps: Dep
 
   app.openapi(signInRoute, async (c) => {
     if (!key) throw new ApiError(403, "admin_disabled", "The admin API is closed: ADMIN_API_KEY is not set.");
-    if (!sameOrigin(c, deps.config.publicUrl)) {
+    if (!fromOurOrigin(c, originPolicy(deps.config))) {
       throw new ApiError(403, "bad_origin", "Requests from this site are not accepted.");
     }
     const ip = clientIp(c);
