@@ -23,8 +23,8 @@ np.Inf = np.inf  # noqa: N816
 from ssrm_test import ssrm_test  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stats"
-PRIOR_VOTES = 20
-TUNING_VOTES = 1000
+PRIOR_VOTES = 10
+TUNING_VOTES = 500
 
 
 def write(name, obj):

@@ -13,7 +13,7 @@
  * vote is predictable from their earlier ones (each voter has a taste of their own), so that
  * martingale does not exist for clustered votes. The voter sums do behave like independent
  * draws, so a boundary in the cluster-robust variance is valid as voters accumulate.
- * The shrinkage toward the largest variance a [0, 1] outcome can have (k₀ = 20 pseudo-votes at
+ * The shrinkage toward the largest variance a [0, 1] outcome can have (k₀ = 10 pseudo-votes at
  * 1/4) keeps the first looks honest, when a handful of votes can show no spread at all.
  *
  * The matching e-value for "p = p₀" is the mixture martingale
@@ -25,9 +25,9 @@ import type { ClusteredMeanSummary } from "./clusteredMean.js";
 import { ClusteredMean } from "./clusteredMean.js";
 
 /** Votes the boundary is tuned for (GrowthBook's default is 5,000). */
-export const DEFAULT_TUNING_VOTES = 1000;
+export const DEFAULT_TUNING_VOTES = 500;
 /** Pseudo-votes at the largest possible variance (1/4) that the variance is shrunk toward. */
-export const PRIOR_VOTES = 20;
+export const PRIOR_VOTES = 10;
 
 export interface BoundaryOptions {
   /** Votes the boundary is tightest near. */
