@@ -90,11 +90,26 @@ export async function seedPromptSet(
   return { id, promptIds };
 }
 
+export interface SeedPairOptions {
+  promptSetName?: string;
+  experimentId?: string | null;
+  /** Write the images (default) or only the rows. */
+  images?: boolean;
+  /** The image of pair `i`, side `k` (0 = a); default: `renderPng`. */
+  render?: (i: number, k: number) => Promise<Buffer>;
+  kind?: "data" | "experiment" | "gold";
+  /** Experiment pairs: the arm names and adapters of sides a and b. */
+  arms?: [string, string];
+  adapters?: [string | null, string | null];
+  /** Gold pairs: the clean side. */
+  goldAnswer?: "a" | "b";
+}
+
 /** `n` ready pairs (both generations succeeded, images in the blob store) in a prompt set. */
 export async function seedReadyPairs(
   deps: Deps,
   n: number,
-  opts: { promptSetName?: string; experimentId?: string | null; images?: boolean } = {},
+  opts: SeedPairOptions = {},
 ): Promise<{ promptSetId: string; pairIds: string[] }> {
   const baseModelId = await seedBaseModel(deps);
   const set = await seedPromptSet(
@@ -110,12 +125,15 @@ export async function seedReadyPairs(
     const ids = [`gen_${randomUUID()}`, `gen_${randomUUID()}`] as const;
     for (const [k, gid] of ids.entries()) {
       const key = `test-images/${gid}.png`;
-      if (opts.images !== false)
-        await deps.blobs.put(key, await renderPng(i * 2 + k), { contentType: "image/png" });
+      if (opts.images !== false) {
+        const png = opts.render ? await opts.render(i, k) : await renderPng(i * 2 + k);
+        await deps.blobs.put(key, png, { contentType: "image/png" });
+      }
       genRows.push({
         id: gid,
         promptId: set.promptIds[i] as string,
         baseModelId,
+        adapterId: opts.adapters?.[k] ?? null,
         seed: String(1000 + i),
         sampler: "ddim",
         steps: 4,
@@ -133,6 +151,11 @@ export async function seedReadyPairs(
       generationBId: ids[1],
       experimentId: opts.experimentId ?? null,
       promptSetId: set.id,
+      kind: opts.kind ?? (opts.experimentId ? "experiment" : "data"),
+      armA: opts.arms?.[0] ?? null,
+      armB: opts.arms?.[1] ?? null,
+      isGold: opts.kind === "gold",
+      goldAnswer: opts.kind === "gold" ? (opts.goldAnswer ?? "a") : null,
     });
     pairIds.push(pairId);
   }

@@ -71,12 +71,36 @@ describe("pairing", () => {
       { kind: "experiment", arms: arms3.slice(0, 2), allocation: [0.5, 0.5] },
       seq(0.3, 0.25),
     );
+    const seed = Math.floor(0.25 * (MAX_SEED + 1));
     expect(plan).toEqual({
       promptId: "p1",
-      a: { adapterId: null, seed: Math.floor(0.25 * (MAX_SEED + 1)) },
-      b: { adapterId: "ad_x", seed: Math.floor(0.25 * (MAX_SEED + 1)) },
+      kind: "experiment",
+      a: { adapterId: null, seed, arm: arms3[0]?.name, degradation: null },
+      b: { adapterId: "ad_x", seed, arm: arms3[1]?.name, degradation: null },
+      goldAnswer: null,
     });
   });
+
+  it.each([
+    [0.2, "a"],
+    [0.7, "b"],
+  ] as const)(
+    "plans a gold pair: one seed, the degraded copy opposite the answer (r=%d → clean %s)",
+    (r, answer) => {
+      const plan = planPair("p1", { kind: "gold", adapterId: "champ", degradation: "blur" }, seq(0.5, r));
+      expect(plan.kind).toBe("gold");
+      expect(plan.goldAnswer).toBe(answer);
+      const clean = plan[answer];
+      const degraded = plan[answer === "a" ? "b" : "a"];
+      expect(clean).toEqual({
+        adapterId: "champ",
+        seed: Math.floor(0.5 * (MAX_SEED + 1)),
+        arm: null,
+        degradation: null,
+      });
+      expect(degraded).toEqual({ ...clean, degradation: "blur" });
+    },
+  );
 
   it("plans a model pair with two different seeds of the same model", () => {
     const plan = planPair("p1", { kind: "model", adapterId: "champ" }, seq(0.5, 0.5));

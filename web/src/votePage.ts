@@ -16,7 +16,7 @@ export function votePage(params: { experiment?: string; promptSet?: string }): P
   /** Fetches the next pair in the background and decodes its images. */
   const prefetch = () => {
     upcoming = api
-      .nextPair(params)
+      .nextPair({ promptSet: params.promptSet })
       .then(async (r) => {
         if (r.kind === "pair") await Promise.all([preload(r.pair.left.url), preload(r.pair.right.url)]);
         return r;

@@ -43,11 +43,11 @@ export const PendingSchema = z
   .openapi("Pending");
 
 export const PairQuerySchema = z.object({
-  experiment: z
-    .string()
-    .max(128)
-    .optional()
-    .openapi({ description: "Serve pairs of this running experiment (paired A/B design)" }),
+  experiment: z.string().max(128).optional().openapi({
+    description:
+      "Ignored (accepted for old links): the server allocates each running experiment its share of traffic",
+    deprecated: true,
+  }),
   promptSet: z.string().max(200).optional().openapi({ description: "Prompt set id or name" }),
 });
 

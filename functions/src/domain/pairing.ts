@@ -52,13 +52,26 @@ export function pickArms(
 export interface GenerationPlan {
   adapterId: string | null;
   seed: number;
+  /** The experiment arm this side renders (experiment pairs only). */
+  arm: string | null;
+  /** A degradation applied after rendering (the degraded side of a gold pair), e.g. `blur`. */
+  degradation: Degradation | null;
 }
+
+export type PairKind = "data" | "experiment" | "gold";
 
 export interface PairPlan {
   promptId: string;
+  kind: PairKind;
   a: GenerationPlan;
   b: GenerationPlan;
+  /** Gold pairs: the clean side, the known better answer. */
+  goldAnswer: Side | null;
 }
+
+/** How the degraded side of a gold pair is spoiled (applied by the generator after decoding). */
+export const DEGRADATIONS = ["blur"] as const;
+export type Degradation = (typeof DEGRADATIONS)[number];
 
 /** Largest seed the generation contract and diffusers' generators both accept comfortably. */
 export const MAX_SEED = 2 ** 31 - 1;
@@ -67,34 +80,60 @@ export function randomSeed(random: Random): number {
   return Math.floor(random() * (MAX_SEED + 1));
 }
 
+const side = (adapterId: string | null, seed: number, arm: string | null = null): GenerationPlan => ({
+  adapterId,
+  seed,
+  arm,
+  degradation: null,
+});
+
 /**
- * Plans one pair for a prompt. In an experiment both images share prompt and seed and differ
- * only in the arm's adapter (paired design); outside one, both come from the same model
- * (`adapterId`, usually the champion) with two different seeds.
+ * Plans one pair for a prompt:
+ * - `experiment`: both images share prompt and seed and differ only in the arm's adapter (paired
+ *   design): the control (arm 0) on side a, a challenger drawn by the allocation on side b; which
+ *   side is shown left is drawn when the pair is served;
+ * - `model` (data pairs): both from the same model (`adapterId`, the champion) with two seeds;
+ * - `gold`: one generation and a degraded copy of it (same prompt, seed and model); the clean
+ *   side is drawn at random and recorded as the answer.
  */
 export function planPair(
   promptId: string,
   source:
     | { kind: "experiment"; arms: readonly Arm[]; allocation: readonly number[] }
-    | { kind: "model"; adapterId: string | null },
+    | { kind: "model"; adapterId: string | null }
+    | { kind: "gold"; adapterId: string | null; degradation: Degradation },
   random: Random,
 ): PairPlan {
   if (source.kind === "experiment") {
     const [i, j] = pickArms(source.arms, source.allocation, random);
     const seed = randomSeed(random);
+    const [control, challenger] = [source.arms[i] as Arm, source.arms[j] as Arm];
     return {
       promptId,
-      a: { adapterId: source.arms[i]?.adapterId ?? null, seed },
-      b: { adapterId: source.arms[j]?.adapterId ?? null, seed },
+      kind: "experiment",
+      a: side(control.adapterId, seed, control.name),
+      b: side(challenger.adapterId, seed, challenger.name),
+      goldAnswer: null,
     };
+  }
+  if (source.kind === "gold") {
+    const seed = randomSeed(random);
+    const clean = side(source.adapterId, seed);
+    const degraded = { ...side(source.adapterId, seed), degradation: source.degradation };
+    const goldAnswer: Side = random() < 0.5 ? "a" : "b";
+    return goldAnswer === "a"
+      ? { promptId, kind: "gold", a: clean, b: degraded, goldAnswer }
+      : { promptId, kind: "gold", a: degraded, b: clean, goldAnswer };
   }
   const seedA = randomSeed(random);
   let seedB = randomSeed(random);
   if (seedB === seedA) seedB = (seedA + 1) % (MAX_SEED + 1);
   return {
     promptId,
-    a: { adapterId: source.adapterId, seed: seedA },
-    b: { adapterId: source.adapterId, seed: seedB },
+    kind: "data",
+    a: side(source.adapterId, seedA),
+    b: side(source.adapterId, seedB),
+    goldAnswer: null,
   };
 }
 
