@@ -13,6 +13,7 @@ import { loadConfig, repoRoot } from "../../functions/src/config.js";
 import type { TrainingJob } from "../../functions/src/contracts/jobs.js";
 import { adapters, baseModels, datasetSnapshots, jobs } from "../../functions/src/db/schema.js";
 import { buildDeps, type Deps } from "../../functions/src/deps.js";
+import { modelFolderSha256 } from "../../functions/src/local/baseModel.js";
 import { startLocalConsumers } from "../../functions/src/local/consumers.js";
 import { blobUri } from "../../functions/src/platform/blob/uri.js";
 import { jsonLogger } from "../../functions/src/platform/log.js";
@@ -48,7 +49,7 @@ describe("local training loop", () => {
       id: "random-sd",
       name: "random",
       family: "stable-diffusion",
-      sha256: "00",
+      sha256: modelFolderSha256(join(work, "model")),
       width: 64,
       height: 64,
     });

@@ -1,15 +1,18 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../functions/src/config.js";
+import { loadConfig, repoRoot } from "../../functions/src/config.js";
 import { adapters, baseModels } from "../../functions/src/db/schema.js";
 import { buildDeps, type Deps } from "../../functions/src/deps.js";
 import { startLocalConsumers } from "../../functions/src/local/consumers.js";
 import { blobUri } from "../../functions/src/platform/blob/uri.js";
 import { jsonLogger } from "../../functions/src/platform/log.js";
 import { registerTrainingResult } from "../../functions/src/training/registerAdapter.js";
+
+const micro = join(repoRoot, "tests/fixtures/inference/micro-sd");
+const weights = new Uint8Array(readFileSync(join(micro, "adapter_a/pytorch_lora_weights.safetensors")));
 
 describe("registering adapters from training results", () => {
   let deps: Deps;
@@ -19,9 +22,15 @@ describe("registering adapters from training results", () => {
     deps = await buildDeps(loadConfig({ STATE_DIR: state, PREFLOOP_ENV: "test" }), {
       log: jsonLogger("error"),
     });
-    await deps.db.orm
-      .insert(baseModels)
-      .values({ id: "tiny-shapes", name: "tiny", family: "sd", sha256: "ab", width: 64, height: 64 });
+    await deps.db.orm.insert(baseModels).values({
+      id: "tiny-shapes",
+      name: "tiny",
+      family: "sd",
+      sha256: "ab",
+      onnxUri: join(micro, "onnx"),
+      width: 64,
+      height: 64,
+    });
   });
   afterAll(async () => {
     await deps?.close();
@@ -43,7 +52,7 @@ describe("registering adapters from training results", () => {
     },
   });
   const publish = async (adapterId: string, manifest: object | null) => {
-    await deps.blobs.put(`adapters/${adapterId}/pytorch_lora_weights.safetensors`, new Uint8Array([1, 2, 3]));
+    await deps.blobs.put(`adapters/${adapterId}/pytorch_lora_weights.safetensors`, weights);
     if (manifest)
       await deps.blobs.put(
         `adapters/${adapterId}/manifest.json`,
@@ -54,6 +63,7 @@ describe("registering adapters from training results", () => {
   it("registers a published adapter once as a candidate, however often the result arrives", async () => {
     await publish("ad-1", {
       baseModelId: "tiny-shapes",
+      baseModelSha256: "ab",
       objective: "dpo",
       space: "ncp",
       rank: 4,
@@ -61,8 +71,8 @@ describe("registering adapters from training results", () => {
       beta: 2500,
       datasetSnapshotId: "pickapic-v2-sample",
     });
-    expect(await registerTrainingResult(deps, result("ad-1"))).toBe("registered");
-    expect(await registerTrainingResult(deps, result("ad-1"))).toBe("already-registered");
+    expect((await registerTrainingResult(deps, result("ad-1"))).outcome).toBe("registered");
+    expect((await registerTrainingResult(deps, result("ad-1"))).outcome).toBe("already-registered");
     const rows = await deps.db.orm.select().from(adapters).where(eq(adapters.id, "ad-1"));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
@@ -84,7 +94,10 @@ describe("registering adapters from training results", () => {
   });
 
   it("records nothing for a failed training run", async () => {
-    expect(await registerTrainingResult(deps, result("ad-3", "failed"))).toBe("training-failed");
+    expect(await registerTrainingResult(deps, result("ad-3", "failed"))).toMatchObject({
+      outcome: "training-failed",
+      error: "out of memory",
+    });
     expect(await deps.db.orm.select().from(adapters).where(eq(adapters.id, "ad-3"))).toEqual([]);
   });
 
@@ -93,7 +106,12 @@ describe("registering adapters from training results", () => {
   });
 
   it("the local platform's results consumer registers a result sent to the results queue", async () => {
-    await publish("ad-5", { baseModelId: "tiny-shapes", objective: "sft", space: "latent" });
+    await publish("ad-5", {
+      baseModelId: "tiny-shapes",
+      baseModelSha256: "ab",
+      objective: "sft",
+      space: "latent",
+    });
     const stop = startLocalConsumers(deps);
     try {
       await deps.queue.send("results", "result-ad-5", result("ad-5"));

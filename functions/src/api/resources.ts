@@ -7,7 +7,12 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Deps } from "../deps.js";
 import type { PairPool } from "../voting/pairPool.js";
+import { registerAdminAdapterRoutes } from "./adminAdapters.js";
+import { registerAdminExperimentRoutes } from "./adminExperiments.js";
+import { registerAdminLoopRoutes } from "./adminLoop.js";
 import { registerAdminPlaygroundRoutes } from "./adminPlayground.js";
+import { registerAdminSnapshotRoutes } from "./adminSnapshots.js";
+import { registerAdminTrainingRunRoutes } from "./adminTrainingRuns.js";
 import type { VoterEnv } from "./voterSession.js";
 
 export type ApiApp = OpenAPIHono<VoterEnv>;
@@ -15,4 +20,9 @@ export type ApiApp = OpenAPIHono<VoterEnv>;
 /** One line per resource module: `registerXRoutes(app, deps)`. */
 export function registerResourceRoutes(app: ApiApp, deps: Deps, _pool: PairPool): void {
   registerAdminPlaygroundRoutes(app, deps);
+  registerAdminExperimentRoutes(app, deps);
+  registerAdminSnapshotRoutes(app, deps);
+  registerAdminTrainingRunRoutes(app, deps);
+  registerAdminAdapterRoutes(app, deps);
+  registerAdminLoopRoutes(app, deps);
 }

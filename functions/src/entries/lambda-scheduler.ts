@@ -1,5 +1,6 @@
-/** Lambda entry run by EventBridge Scheduler: periodic upkeep of the platform. */
+/** Lambda entry run by EventBridge Scheduler: the loop's tick, then a GPU worker if training jobs wait. */
 import { buildDeps } from "../deps.js";
+import { loopTick, type TickReport } from "../loop/tick.js";
 import { batchGpuWorkerLauncher, ensureGpuWorker } from "../training/gpuWorker.js";
 import { loadLambdaConfig } from "./lambda-config.js";
 
@@ -12,8 +13,9 @@ const launcher =
       })
     : null;
 
-export async function handler(): Promise<{ gpuWorkerJobId: string | null }> {
+export async function handler(): Promise<{ loop: TickReport; gpuWorkerJobId: string | null }> {
+  const loop = await loopTick(deps);
   const gpuWorkerJobId = launcher ? await ensureGpuWorker(deps.queue, launcher) : null;
   deps.log.info("scheduler tick", { gpuWorkerJobId });
-  return { gpuWorkerJobId };
+  return { loop, gpuWorkerJobId };
 }

@@ -6,6 +6,7 @@ import { startLocalGenerator } from "../generator/consumer.js";
 import { registerLocalBaseModel } from "../local/baseModel.js";
 import { startLocalConsumers } from "../local/consumers.js";
 import { importShapesOnFirstStart, signInLink } from "../local/firstStart.js";
+import { startLoopTimer } from "../loop/tick.js";
 import { loadConfigOrExit } from "./boot.js";
 
 const loaded = loadConfigOrExit();
@@ -18,6 +19,7 @@ const firstImport = await importShapesOnFirstStart(deps);
 const app = createApp(deps);
 const stopConsumers = startLocalConsumers(deps);
 const stopGenerator = startLocalGenerator(deps);
+const stopLoop = startLoopTimer(deps);
 
 const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => {
   deps.log.info("listening", {
@@ -42,7 +44,7 @@ const server = serve({ fetch: app.fetch, hostname: config.host, port: config.por
 const shutdown = () => {
   server.close(
     () =>
-      void Promise.all([stopConsumers(), stopGenerator()])
+      void Promise.all([stopLoop(), stopConsumers(), stopGenerator()])
         .then(() => deps.close())
         .then(() => process.exit(0)),
   );

@@ -3,8 +3,9 @@
  * `base_models` at start-up, so the pair pool and the generator have a model to work with.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join, relative, resolve, sep } from "node:path";
+import { repoRoot } from "../config.js";
 import { baseModels } from "../db/schema.js";
 import type { Db } from "../platform/db/index.js";
 
@@ -16,6 +17,31 @@ interface ExportManifest {
 /** The id a model folder is registered under: its name, without the `-onnx` suffix. */
 export function baseModelIdOf(modelDir: string): string {
   return basename(resolve(modelDir)).replace(/-onnx$/, "");
+}
+
+/**
+ * Content hash of a model folder, the worker's convention (`model_sha256`, written into every
+ * adapter manifest as `baseModelSha256`): sha256 over sorted `relpath\0sha256(file)\n` lines,
+ * dot-files left out.
+ */
+export function modelFolderSha256(dir: string): string {
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const full = join(d, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (e.isFile()) files.push(relative(dir, full).split(sep).join("/"));
+    }
+  };
+  walk(dir);
+  const outer = createHash("sha256");
+  for (const rel of files.filter((f) => !f.startsWith(".") && !f.includes("/.")).sort()) {
+    const inner = createHash("sha256")
+      .update(readFileSync(join(dir, rel)))
+      .digest("hex");
+    outer.update(`${rel}\0${inner}\n`);
+  }
+  return outer.digest("hex");
 }
 
 /**
@@ -31,13 +57,19 @@ export async function registerLocalBaseModel(db: Db, modelDir: string): Promise<
   const height = manifest.image?.height;
   if (!width || !height) throw new Error(`${manifestPath} names no image width and height`);
   const id = baseModelIdOf(modelDir);
+  // The hash adapters are checked against: the trained-on diffusers folder's content hash when
+  // it is at hand (adapters are trained on it; the ONNX export is made from it), else the manifest's.
+  const trainedOn = manifest.source?.model_dir ? resolve(repoRoot, manifest.source.model_dir) : null;
   const row = {
     id,
     name: id,
     family: "stable-diffusion",
-    sha256: createHash("sha256").update(text).digest("hex"),
+    sha256:
+      trainedOn && existsSync(join(trainedOn, "model_index.json"))
+        ? modelFolderSha256(trainedOn)
+        : createHash("sha256").update(text).digest("hex"),
     onnxUri: resolve(modelDir),
-    diffusersUri: manifest.source?.model_dir ?? null,
+    diffusersUri: trainedOn && existsSync(trainedOn) ? trainedOn : (manifest.source?.model_dir ?? null),
     width,
     height,
   };
@@ -46,7 +78,7 @@ export async function registerLocalBaseModel(db: Db, modelDir: string): Promise<
     .values(row)
     .onConflictDoUpdate({
       target: baseModels.id,
-      set: { sha256: row.sha256, onnxUri: row.onnxUri, width, height },
+      set: { sha256: row.sha256, onnxUri: row.onnxUri, diffusersUri: row.diffusersUri, width, height },
     });
   return id;
 }

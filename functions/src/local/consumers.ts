@@ -6,7 +6,7 @@ import type { Deps } from "../deps.js";
 import { type BatchHandler, eachDelivery, pollQueue } from "../platform/queue/consumer.js";
 import type { QueueName } from "../platform/queue/port.js";
 import { localTrainer } from "../training/localTrainer.js";
-import { registerTrainingResult } from "../training/registerAdapter.js";
+import { handleResultMessage } from "../training/results.js";
 
 export interface LocalConsumer {
   queue: QueueName;
@@ -21,14 +21,19 @@ export function localConsumers(deps: Deps): LocalConsumer[] {
       queue: "results",
       visibilityTimeoutSeconds: 60,
       handle: eachDelivery(async (d) => {
-        await registerTrainingResult(deps, d.body);
+        await handleResultMessage(deps, d.body);
       }),
     },
     {
       queue: "training",
       visibilityTimeoutSeconds: 300,
       handle: eachDelivery(
-        localTrainer({ stateDir: deps.config.stateDir, queue: deps.queue, log: deps.log }),
+        localTrainer({
+          stateDir: deps.config.stateDir,
+          queue: deps.queue,
+          log: deps.log,
+          maxAttempts: deps.config.queue.backend === "pg" ? deps.config.queue.maxAttempts : undefined,
+        }),
       ),
     },
   ];
