@@ -22,7 +22,7 @@ export interface SeededVote {
 export async function seedVotes(
   deps: Deps,
   plan: { choice: SeededVote["choice"]; leftIs?: "a" | "b"; flags?: string[]; gold?: boolean }[],
-  opts: { voterCount?: number; start?: Date; images?: boolean } = {},
+  opts: { voterCount?: number; start?: Date; stepMs?: number; images?: boolean } = {},
 ): Promise<SeededVote[]> {
   const { pairIds } = await seedReadyPairs(deps, plan.length, { images: opts.images });
   const voterIds = Array.from({ length: opts.voterCount ?? 3 }, () => `voter_${randomUUID()}`);
@@ -30,7 +30,8 @@ export async function seedVotes(
     .insert(voters)
     .values(voterIds.map((id) => ({ id })))
     .onConflictDoNothing();
-  const start = opts.start?.getTime() ?? Date.now() - plan.length * 1000 - 60_000;
+  const step = opts.stepMs ?? 1000;
+  const start = opts.start?.getTime() ?? Date.now() - plan.length * step - 60_000;
   const seeded: SeededVote[] = plan.map((p, i) => ({
     voteId: `vote_${randomUUID()}`,
     pairId: pairIds[i] as string,
@@ -38,7 +39,7 @@ export async function seedVotes(
     choice: p.choice,
     leftIs: p.leftIs ?? "a",
     flags: p.flags ?? [],
-    createdAt: new Date(start + i * 1000),
+    createdAt: new Date(start + i * step),
   }));
   for (const [i, v] of seeded.entries()) {
     const gold = plan[i]?.gold ?? false;
