@@ -6,6 +6,7 @@
  */
 import type { Deps } from "../deps.js";
 import { decideRunningExperiments } from "../experiments/decide.js";
+import { startRoundExperiments } from "../experiments/startRoundExperiments.js";
 import { refreshVoterQuality } from "../quality/refresh.js";
 import { maybeStartRound, settleTrainingRounds, trainableBaseModels } from "./rounds.js";
 
@@ -17,6 +18,7 @@ const steps: [string, (deps: TickDeps) => Promise<unknown>][] = [
   ["refreshVoterQuality", refreshVoterQuality],
   ["decideRunningExperiments", decideRunningExperiments],
   ["settleTrainingRounds", settleTrainingRounds],
+  ["startRoundExperiments", startRoundExperiments],
   ["maybeStartRounds", maybeStartRounds],
 ];
 
