@@ -67,7 +67,8 @@ def clustered(y, groups):
 def mixture(y, groups, alpha, tuning=TUNING_VOTES, prior=PRIOR_VOTES):
     n = len(y)
     mean, var_mean = clustered(y, groups)
-    sigma2 = (n * (n * var_mean) + prior * 0.25) / (n + prior)
+    per_vote = max(n * var_mean, float(np.var(np.asarray(y, float), ddof=1)))
+    sigma2 = (n * per_vote + prior * 0.25) / (n + prior)
     rho = math.sqrt((-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tuning)
     v = n * rho * rho + 1
     half = math.sqrt(sigma2) * math.sqrt(2 * v * math.log(math.sqrt(v) / alpha)) / (n * rho)
@@ -234,7 +235,132 @@ def rater():
     write("rater.json", {"bernoulli": bern, "outlier": outl})
 
 
+# --- Leaderboard: Bradley-Terry with a left-position term, online Elo ----------------------
+
+ELO_SCALE = 400 / math.log(10)
+RIDGE = 0.01
+
+
+def battle_table(rng, strengths, n_voters, max_votes, gamma, tie_rate, same_model_share):
+    models = list(strengths)
+    rows = []
+    for v in range(n_voters):
+        taste = {m: rng.normal(0, 0.3) for m in models}
+        for _ in range(int(rng.integers(1, max_votes + 1))):
+            if rng.random() < same_model_share:
+                a = b = models[0]
+            else:
+                a, b = rng.choice(models, 2, replace=False)
+            z = strengths[a] + taste[a] - strengths[b] - taste[b] + gamma
+            u = rng.random()
+            if u < tie_rate:
+                outcome, both_bad = 0.5, bool(rng.random() < 0.4)
+            else:
+                outcome, both_bad = float(rng.random() < 1 / (1 + math.exp(-z))), False
+            rows.append({"voterId": f"v{v}", "left": str(a), "right": str(b), "outcome": outcome, "bothBad": both_bad})
+    return rows
+
+
+def bt_design(rows, models):
+    idx = {m: i for i, m in enumerate(models)}
+    x = np.zeros((len(rows), len(models) + 1))
+    for r, row in enumerate(rows):
+        if row["left"] != row["right"]:
+            x[r, idx[row["left"]]] += 1
+            x[r, idx[row["right"]]] -= 1
+        x[r, -1] = 1
+    return x
+
+
+def bt_ridge(rows, models):
+    """The penalised fit by L-BFGS (as FastChat fits Bradley-Terry), on unique (pair, outcome) rows."""
+    from scipy.optimize import minimize
+
+    x = bt_design(rows, models)
+    y = np.array([r["outcome"] for r in rows])
+    k = len(models)
+
+    def f(beta):
+        z = x @ beta
+        nll = np.sum(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)) + 0.5 * RIDGE * np.sum(beta[:k] ** 2)
+        p = 1 / (1 + np.exp(-z))
+        g = x.T @ (p - y)
+        g[:k] += RIDGE * beta[:k]
+        return nll, g
+
+    res = minimize(f, np.zeros(k + 1), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10000})
+    theta, gamma = res.x[:k], res.x[k]
+    return {m: 1000 + ELO_SCALE * t for m, t in zip(models, theta)}, float(gamma)
+
+
+def bt_glm(rows, models, groups=None):
+    """Unpenalised fit with statsmodels' GLM (first model as the reference), optionally cluster-robust."""
+    x = bt_design(rows, models)[:, 1:]
+    y = np.array([r["outcome"] for r in rows])
+    kw = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {}
+    fit = sm.GLM(y, x, family=sm.families.Binomial()).fit(**kw)
+    k = len(models)
+    theta = np.concatenate([[0.0], fit.params[: k - 1]])
+    theta -= theta.mean()
+    ratings = {m: 1000 + ELO_SCALE * t for m, t in zip(models, theta)}
+    widths = None
+    if groups is not None:
+        cov = fit.cov_params()
+        widths = {}
+        for i, m in enumerate(models):
+            c = np.zeros(k)  # centred theta_i as a combination of (theta_2..theta_k, gamma)
+            full = -np.ones(k) / k
+            full[i] += 1
+            c[: k - 1] = full[1:]
+            widths[m] = float(2 * 1.959963984540054 * ELO_SCALE * math.sqrt(c @ cov @ c))
+    return ratings, float(fit.params[k - 1]), widths
+
+
+def fastchat_elo(rows, k=4, scale=400, base=10, init=1000):
+    rating = {}
+    for r in rows:
+        a, b = r["left"], r["right"]
+        ra, rb = rating.get(a, init), rating.get(b, init)
+        rating[a], rating[b] = ra, rb
+        if a == b:
+            continue
+        ea = 1 / (1 + base ** ((rb - ra) / scale))
+        eb = 1 / (1 + base ** ((ra - rb) / scale))
+        rating[a] = ra + k * (r["outcome"] - ea)
+        rating[b] = rb + k * (1 - r["outcome"] - eb)
+    return rating
+
+
+def leaderboard():
+    rng = np.random.default_rng(3)
+    cases = []
+    for name, strengths, voters, max_votes, gamma, ties, same in [
+        ("five models, ties, position effect", {"base:tiny": 0.0, "a1": 0.3, "a2": 0.5, "a3": -0.2, "a4": 0.9}, 80, 30, 0.25, 0.1, 0.0),
+        ("three models and data pairs (same model both sides)", {"base:tiny": 0.0, "x": 0.4, "y": 0.45}, 60, 20, -0.3, 0.05, 0.3),
+    ]:
+        rows = battle_table(rng, strengths, voters, max_votes, gamma, ties, same)
+        models = sorted(strengths)
+        ridge_ratings, ridge_gamma = bt_ridge(rows, models)
+        glm_ratings, glm_gamma, widths = bt_glm(rows, models, groups=np.array([r["voterId"] for r in rows]))
+        cases.append(
+            {
+                "name": name,
+                "models": models,
+                "rows": rows,
+                "ridge": RIDGE,
+                "ratings": ridge_ratings,
+                "gamma": ridge_gamma,
+                "glmRatings": glm_ratings,
+                "glmGamma": glm_gamma,
+                "clusterIntervalWidths": widths,
+                "onlineElo": fastchat_elo(rows),
+            }
+        )
+    write("leaderboard.json", {"cases": cases})
+
+
 if __name__ == "__main__":
+    leaderboard()
     experiments()
     srm()
     rater()

@@ -18,12 +18,15 @@ export interface ClusteredMeanSummary {
   residualSumSq: number;
   /** Cluster-robust variance of the mean (Infinity with fewer than two voters). */
   varianceOfMean: number;
+  /** The outcomes' own sample variance (n − 1 in the denominator; 0 below two outcomes). */
+  variance: number;
 }
 
 export class ClusteredMean {
   private readonly perVoter = new Map<string, { n: number; s: number }>();
   private n = 0;
   private sum = 0;
+  private sumY2 = 0;
   private sumS2 = 0;
   private sumNS = 0;
   private sumN2 = 0;
@@ -39,6 +42,7 @@ export class ClusteredMean {
     this.perVoter.set(voterId, c);
     this.n += 1;
     this.sum += y;
+    this.sumY2 += y * y;
   }
 
   summary(): ClusteredMeanSummary {
@@ -49,7 +53,8 @@ export class ClusteredMean {
       n > 0 ? Math.max(0, this.sumS2 - 2 * mean * this.sumNS + mean * mean * this.sumN2) : 0;
     const varianceOfMean =
       voters < 2 ? Number.POSITIVE_INFINITY : ((voters / (voters - 1)) * residualSumSq) / (n * n);
-    return { n, voters, mean, residualSumSq, varianceOfMean };
+    const variance = n > 1 ? Math.max(0, (this.sumY2 - n * mean * mean) / (n - 1)) : 0;
+    return { n, voters, mean, residualSumSq, varianceOfMean, variance };
   }
 }
 

@@ -6,14 +6,16 @@
  *
  *   half-width(n) = σ̃ · √( 2(nρ² + 1) · ln(√(nρ² + 1) / α) ) / (nρ)
  *   ρ = √( (−2 ln α + ln(1 − 2 ln α)) / T )        (T: the votes the boundary is tightest near)
- *   σ̃² = (n·σ̂²_cl + k₀/4) / (n + k₀)               (σ̂²_cl = n·V̂, V̂ the cluster-robust variance)
+ *   σ̃² = (n·σ̂² + k₀/4) / (n + k₀),  σ̂² = max(n·V̂, s²)   (V̂ the cluster-robust variance of the
+ *                                                         mean, s² the votes' plain variance)
  *
  * Why this one (STATISTICS.md has the long version): betting confidence sequences for bounded
  * outcomes are exact, but only when each new outcome has mean p given the past; a voter's next
  * vote is predictable from their earlier ones (each voter has a taste of their own), so that
  * martingale does not exist for clustered votes. The voter sums do behave like independent
  * draws, so a boundary in the cluster-robust variance is valid as voters accumulate.
- * The shrinkage toward the largest variance a [0, 1] outcome can have (k₀ = 10 pseudo-votes at
+ * Taking the larger of the clustered and the plain variance never lets a noisy cluster estimate
+ * claim that votes are more informative than independent ones. The shrinkage toward the largest variance a [0, 1] outcome can have (k₀ = 10 pseudo-votes at
  * 1/4) keeps the first looks honest, when a handful of votes can show no spread at all.
  *
  * The matching e-value for "p = p₀" is the mixture martingale
@@ -52,7 +54,7 @@ export function mixtureHalfWidth(n: number, sigma: number, alpha: number, rho: n
 /** The per-vote variance the boundary uses: cluster-robust, shrunk toward 1/4 by k₀ pseudo-votes. */
 export function regularizedVariance(s: ClusteredMeanSummary, priorVotes = PRIOR_VOTES): number {
   if (s.voters < 2) return 0.25;
-  const perVote = s.n * s.varianceOfMean;
+  const perVote = Math.max(s.n * s.varianceOfMean, s.variance);
   return (s.n * perVote + priorVotes * 0.25) / (s.n + priorVotes);
 }
 

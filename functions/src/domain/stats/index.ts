@@ -7,6 +7,14 @@
  */
 
 export { bernoulliEProcess, type EProcessResult } from "./bernoulliEProcess.js";
+export {
+  type Battle,
+  type BradleyTerryFit,
+  bradleyTerry,
+  ELO_SCALE,
+  type PairCount,
+  pairCounts,
+} from "./bradleyTerry.js";
 export { ClusteredMean, type ClusteredMeanSummary, clusteredMean } from "./clusteredMean.js";
 export {
   type BoundaryOptions,
@@ -31,6 +39,16 @@ export {
   outcomeValue,
   type VoteResult,
 } from "./experimentStatistics.js";
+export {
+  bootstrapLeaderboard,
+  type Leaderboard,
+  type LeaderboardRow,
+  type LeaderboardVote,
+  quantile,
+  rankByIntervals,
+} from "./leaderboard.js";
+export { onlineElo } from "./onlineElo.js";
+export { normalDraw, type Random, seededRandom } from "./random.js";
 export {
   assessRater,
   orientVote,
