@@ -1,76 +1,30 @@
 /**
- * Recording votes: one vote per voter and pair, durably stored before it is acknowledged.
- * One statement inserts the vote (or finds the stored one) and counts the voter's votes.
+ * Recording votes: one vote per voter and pair, durably stored before it is acknowledged. Votes
+ * are written in groups (`VoteBatcher`: one statement and one commit per group of concurrent
+ * votes); the reads here are the voter's count and the admin search.
  */
-import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { type Choice, voteFlags } from "../domain/pairing.js";
+import type { Choice } from "../domain/pairing.js";
 import type { Db } from "../platform/db/port.js";
 import { rows } from "../platform/db/rows.js";
+import { type StoredVote, VoteBatcher, type VoteInput } from "./voteBatcher.js";
 
-export interface StoredVote {
-  voteId: string;
-  pairId: string;
-  choice: Choice;
-  recordedAt: Date;
-  /** True when this request stored the vote; false when it was already stored. */
-  inserted: boolean;
-  /** The voter's votes, this one included. */
-  voterVotes: number;
-}
+export type { StoredVote } from "./voteBatcher.js";
 
-interface Row {
-  id: string;
-  choice: Choice;
-  created_at: Date | string;
-  inserted: boolean;
-  voter_votes: number;
-}
+/** One batcher per database: every request of a process shares its groups. */
+const batchers = new WeakMap<Db, VoteBatcher>();
 
 /**
  * Inserts the vote unless this voter already voted on this pair; returns the stored vote either
- * way (the caller compares choices). Autocommit: the row is committed when this resolves.
+ * way (the caller compares choices). Resolves once the vote's group has committed.
  */
-export async function recordVote(
-  db: Db,
-  v: { pairId: string; voterId: string; choice: Choice; decisionMs: number | null },
-): Promise<StoredVote> {
-  const id = `vote_${randomUUID()}`;
-  const flags = JSON.stringify(voteFlags(v.decisionMs));
-  const found = await rows<Row>(
-    db.orm,
-    sql`
-    with ins as (
-      insert into votes (id, pair_id, voter_id, choice, decision_ms, idempotency_key, qc_flags)
-      values (${id}, ${v.pairId}, ${v.voterId}, ${v.choice}, ${v.decisionMs},
-              ${`${v.pairId}:${v.voterId}`}, ${flags}::jsonb)
-      on conflict do nothing
-      returning id, choice, created_at
-    ), n as (select count(*)::int as c from votes where voter_id = ${v.voterId})
-    select ins.id, ins.choice, ins.created_at, true as inserted, (select c from n) + 1 as voter_votes from ins
-    union all
-    select vt.id, vt.choice, vt.created_at, false, (select c from n) from votes vt
-    where vt.pair_id = ${v.pairId} and vt.voter_id = ${v.voterId} and not exists (select 1 from ins)`,
-  );
-  let r = found[0];
-  if (!r) {
-    // The conflicting vote was committed by a concurrent request after this statement's snapshot.
-    [r] = await rows<Row>(
-      db.orm,
-      sql`select id, choice, created_at, false as inserted,
-            (select count(*)::int from votes where voter_id = ${v.voterId}) as voter_votes
-          from votes where pair_id = ${v.pairId} and voter_id = ${v.voterId}`,
-    );
-    if (!r) throw new Error("vote neither inserted nor found");
+export function recordVote(db: Db, v: VoteInput): Promise<StoredVote> {
+  let batcher = batchers.get(db);
+  if (!batcher) {
+    batcher = new VoteBatcher(db);
+    batchers.set(db, batcher);
   }
-  return {
-    voteId: r.id,
-    pairId: v.pairId,
-    choice: r.choice,
-    recordedAt: new Date(r.created_at),
-    inserted: r.inserted,
-    voterVotes: r.voter_votes,
-  };
+  return batcher.record(v);
 }
 
 /** Records that the voter is back (`last_seen_at`) and returns how many votes they have cast. */

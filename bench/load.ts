@@ -1,0 +1,205 @@
+/**
+ * Load benchmark (not a test): votes and pair requests at rising concurrency against the Node
+ * server on the machine's PostgreSQL, until latency or errors break, with the same PostgreSQL's raw
+ * single-row insert rate at the same concurrency as the peer of every vote figure.
+ *
+ *   npx tsx bench/load.ts [--levels 1,4,10,25,50,100] [--duration 4] [--p99-limit 100]
+ *
+ * Per level (concurrent connections): raw inserts (one loop per connection, at most 50),
+ * `POST /api/votes` (every request a new valid vote on a served pair) and `GET /api/pairs/next`
+ * (a warm pool of ready pairs), each for `duration` seconds. The knee is the level with the most
+ * votes/s whose vote p99 stays under `--p99-limit` ms with no errors and no non-2xx answers; the
+ * first level past it is where it breaks. Writes bench/results/load.json.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import { repoRoot } from "../functions/src/config.js";
+import { issueVoteToken } from "../functions/src/domain/voteToken.js";
+import { machine, rawInsertRate, round, seedPairs, seedVoters, signer, startBenchServer } from "./harness.js";
+
+const { values: args } = parseArgs({
+  options: {
+    levels: { type: "string", default: "1,4,10,25,50,100" },
+    duration: { type: "string", default: "4" },
+    "p99-limit": { type: "string", default: "100" },
+    /** Folder for a V8 CPU profile of the server (written when it stops). */
+    profile: { type: "string" },
+  },
+});
+const LEVELS = (args.levels ?? "").split(",").map(Number);
+const DURATION = Number(args.duration);
+const P99_LIMIT = Number(args["p99-limit"]);
+const VOTERS = 500;
+/** Served pairs for the vote phases and ready pairs for the pairs/next phases, over all levels. */
+const PAIRS = 4_000 * DURATION * LEVELS.length;
+const RAW_MAX_CONNECTIONS = 50;
+
+interface Level {
+  connections: number;
+  rawInsertsPerSecond: number;
+  votesPerSecond: number;
+  votesOverRawInserts: number;
+  voteP50Ms: number;
+  voteP99Ms: number;
+  voteErrors: number;
+  voteNon2xx: number;
+  pairsNextPerSecond: number;
+  pairsNextP50Ms: number;
+  pairsNextP99Ms: number;
+  pairsNextErrors: number;
+  pairsNextNon2xx: number;
+}
+
+async function main() {
+  const nodeArgs = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.profile}`] : [];
+  const bench = await startBenchServer({ nodeArgs });
+  const { url, client: c } = bench;
+  const levels: Level[] = [];
+  try {
+    process.stderr.write(`seeding ${PAIRS} served and ${PAIRS} ready pairs…\n`);
+    const voters = await seedVoters(c, VOTERS);
+    await seedPairs(c, "loadv", PAIRS, true, VOTERS);
+    await seedPairs(c, "loadn", PAIRS, false, VOTERS);
+    await c.query("vacuum analyze");
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    let nextVote = 0;
+    let nextVoter = 0;
+
+    for (const connections of LEVELS) {
+      process.stderr.write(`${connections} connections: raw inserts… `);
+      const raw = await rawInsertRate(bench.dbUrl, Math.min(connections, RAW_MAX_CONNECTIONS), DURATION);
+      process.stderr.write("votes… ");
+      const votes = await autocannon({
+        url,
+        connections,
+        duration: DURATION,
+        requests: [
+          {
+            method: "POST",
+            path: "/api/votes",
+            setupRequest: (req) => {
+              const g = nextVote++ % PAIRS;
+              const voter = voters[g % VOTERS] as (typeof voters)[number];
+              const token = issueVoteToken(signer, { pairId: `loadv-p-${g}`, voterId: voter.id, expiresAt });
+              return {
+                ...req,
+                headers: {
+                  "content-type": "application/json",
+                  cookie: voter.cookie,
+                  "x-csrf-token": voter.csrf,
+                },
+                body: JSON.stringify({ token, choice: g % 3 === 0 ? "left" : "right", decisionMs: 1500 }),
+              };
+            },
+          },
+        ],
+      });
+      process.stderr.write("pairs/next…\n");
+      const pairs = await autocannon({
+        url,
+        connections,
+        duration: DURATION,
+        requests: [
+          {
+            method: "GET",
+            path: "/api/pairs/next?promptSet=loadn",
+            setupRequest: (req) => ({
+              ...req,
+              headers: { cookie: (voters[nextVoter++ % VOTERS] as (typeof voters)[number]).cookie },
+            }),
+          },
+        ],
+      });
+      const level: Level = {
+        connections,
+        rawInsertsPerSecond: round(raw),
+        votesPerSecond: round(votes.requests.average),
+        votesOverRawInserts: round(votes.requests.average / raw, 3),
+        voteP50Ms: votes.latency.p50,
+        voteP99Ms: votes.latency.p99,
+        voteErrors: votes.errors + votes.timeouts,
+        voteNon2xx: votes.non2xx,
+        pairsNextPerSecond: round(pairs.requests.average),
+        pairsNextP50Ms: pairs.latency.p50,
+        pairsNextP99Ms: pairs.latency.p99,
+        pairsNextErrors: pairs.errors + pairs.timeouts,
+        pairsNextNon2xx: pairs.non2xx,
+      };
+      levels.push(level);
+      process.stderr.write(`${JSON.stringify(level)}\n`);
+    }
+    if (nextVote > PAIRS) process.stderr.write("warning: ran out of served pairs; some votes were repeats\n");
+
+    const stored = Number(
+      (
+        await c.query(
+          "select count(*) from votes v join pairs p on p.id = v.pair_id where p.prompt_set_id = 'loadv'",
+        )
+      ).rows[0].count,
+    );
+    const healthy = (l: Level) => l.voteErrors === 0 && l.voteNon2xx === 0 && l.voteP99Ms <= P99_LIMIT;
+    const fine = levels.filter(healthy);
+    const knee = fine.reduce<Level | null>(
+      (best, l) => (!best || l.votesPerSecond > best.votesPerSecond ? l : best),
+      null,
+    );
+    const breaks = levels.find((l) => !healthy(l)) ?? null;
+    const at10 = levels.find((l) => l.connections === 10) ?? null;
+    const result = {
+      benchmark: "load",
+      command: `npx tsx bench/load.ts --levels ${LEVELS.join(",")} --duration ${DURATION} --p99-limit ${P99_LIMIT}`,
+      date: new Date().toISOString(),
+      machine: machine(bench.pgVersion),
+      settings: {
+        levels: LEVELS,
+        durationSeconds: DURATION,
+        p99LimitMs: P99_LIMIT,
+        voters: VOTERS,
+        rawMaxConnections: RAW_MAX_CONNECTIONS,
+      },
+      knee: knee && {
+        connections: knee.connections,
+        votesPerSecond: knee.votesPerSecond,
+        voteP99Ms: knee.voteP99Ms,
+        votesOverRawInserts: knee.votesOverRawInserts,
+        pairsNextP99Ms: knee.pairsNextP99Ms,
+      },
+      breaksAt: breaks && {
+        connections: breaks.connections,
+        votesPerSecond: breaks.votesPerSecond,
+        voteP99Ms: breaks.voteP99Ms,
+        voteErrors: breaks.voteErrors,
+        voteNon2xx: breaks.voteNon2xx,
+      },
+      targets: at10 && {
+        votesAtLeastHalfOfRawInsertsAt10Connections: {
+          target: 0.5,
+          measured: at10.votesOverRawInserts,
+          met: at10.votesOverRawInserts >= 0.5,
+        },
+        pairsNextP99Under25MsAt10Connections: {
+          target: 25,
+          measured: at10.pairsNextP99Ms,
+          met: at10.pairsNextP99Ms < 25,
+        },
+      },
+      votesStored: stored,
+      votesAcknowledged: levels.reduce((n, l) => n + l.votesPerSecond * DURATION, 0),
+      levels,
+    };
+    const out = join(repoRoot, "bench/results/load.json");
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ knee: result.knee, breaksAt: result.breaksAt, targets: result.targets }, null, 2)}\nwrote ${out}\n`,
+    );
+  } catch (err) {
+    process.stderr.write(`benchmark failed: ${String(err)}\n`);
+    process.exitCode = 1;
+  } finally {
+    await bench.close();
+  }
+}
+
+await main();
