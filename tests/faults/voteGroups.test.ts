@@ -28,7 +28,7 @@ describe("vote groups on PostgreSQL", () => {
       voters.map((voterId, k) => ({
         pairId,
         voterId,
-        choice: (["left", "right", "tie", "both_bad"] as const)[(i + k) % 4],
+        choice: (["left", "right", "tie", "both_bad"] as const)[(i + k) % 4] ?? "left",
         decisionMs: 800 + i,
       })),
     );
