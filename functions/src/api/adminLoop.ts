@@ -6,6 +6,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Deps } from "../deps.js";
 import { ApiError } from "../http/errors.js";
 import { findRound, type LoopRound, listRounds } from "../loop/rounds.js";
+import { loopStatus } from "../loop/status.js";
 import { loopTick } from "../loop/tick.js";
 import { listRuns } from "../training/runs.js";
 import { adminSecurity } from "./adminSession.js";
@@ -47,16 +48,88 @@ const roundJson = (r: LoopRound, runIds: string[]) => ({
   finishedAt: r.finishedAt?.toISOString() ?? null,
 });
 
+const IntervalNow = z.object({
+  arm: z.string(),
+  n: z.number().int(),
+  estimate: z.number(),
+  lower: z.number(),
+  upper: z.number(),
+  state: z.string().nullable(),
+});
+
+const BaseModelLoopSchema = z
+  .object({
+    baseModelId: z.string(),
+    champion: z
+      .object({
+        adapterId: z.string(),
+        objective: z.string().nullable(),
+        space: z.string().nullable(),
+        datasetSnapshotId: z.string().nullable(),
+        promotedAt: z.string().nullable(),
+      })
+      .nullable()
+      .openapi({ description: "null: the base model alone is the champion" }),
+    usableVotesSinceChampionSnapshot: z.number().int(),
+    activeRound: z
+      .object({
+        id: z.string(),
+        status: z.string(),
+        snapshotId: z.string().nullable(),
+        note: z.string().nullable(),
+        createdAt: z.string(),
+        runs: z.array(
+          z.object({
+            id: z.string(),
+            adapterId: z.string(),
+            objective: z.string(),
+            space: z.string(),
+            status: z.string(),
+            progress: z.record(z.string(), z.unknown()).nullable(),
+            error: z.string().nullable(),
+          }),
+        ),
+      })
+      .nullable(),
+    activeExperiment: z
+      .object({ id: z.string(), name: z.string(), votes: z.number().int(), arms: z.array(IntervalNow) })
+      .nullable(),
+    next: z
+      .object({
+        action: z.enum([
+          "off",
+          "collect_votes",
+          "start_round",
+          "wait_for_training",
+          "start_experiment",
+          "decide_experiment",
+          "wait",
+        ]),
+        detail: z.string(),
+        expectedAt: z.string().nullable(),
+      })
+      .openapi({ description: "What the loop will do next and, when it can be said, when" }),
+  })
+  .openapi("LoopBaseModelStatus");
+
 const loopRoute = createRoute({
   method: "get",
   path: "/api/admin/loop",
   tags: ["loop"],
-  summary: "The loop's settings and its latest rounds",
+  summary:
+    "The loop now: per base model the champion, active round and runs, active experiment, usable votes since the champion's snapshot and what happens next; its settings and latest rounds",
   security: adminSecurity,
   request: { query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(20) }) },
   responses: {
     200: json(
-      z.object({ settings: z.record(z.string(), z.unknown()), rounds: z.array(RoundSchema) }),
+      z.object({
+        enabled: z.boolean(),
+        checkSeconds: z.number().int(),
+        objectives: z.array(z.string()),
+        baseModels: z.array(BaseModelLoopSchema),
+        settings: z.record(z.string(), z.unknown()),
+        rounds: z.array(RoundSchema),
+      }),
       "Loop status",
     ),
     ...adminErrors,
@@ -103,7 +176,8 @@ export function registerAdminLoopRoutes(app: OpenAPIHono<VoterEnv>, deps: Deps):
     const { limit } = c.req.valid("query");
     const rounds = await listRounds(deps.db, limit);
     const { loop } = deps.config;
-    return c.json({ settings: { ...loop }, rounds: await Promise.all(rounds.map(withRuns)) }, 200);
+    const status = await loopStatus(deps);
+    return c.json({ ...status, settings: { ...loop }, rounds: await Promise.all(rounds.map(withRuns)) }, 200);
   });
 
   app.openapi(roundRoute, async (c) => {
