@@ -13,6 +13,7 @@ import { registerAdminLoopRoutes } from "./adminLoop.js";
 import { registerAdminPlaygroundRoutes } from "./adminPlayground.js";
 import { registerAdminSnapshotRoutes } from "./adminSnapshots.js";
 import { registerAdminTrainingRunRoutes } from "./adminTrainingRuns.js";
+import { registerLeaderboardRoutes } from "./leaderboard.js";
 import type { VoterEnv } from "./voterSession.js";
 
 export type ApiApp = OpenAPIHono<VoterEnv>;
@@ -25,4 +26,5 @@ export function registerResourceRoutes(app: ApiApp, deps: Deps, _pool: PairPool)
   registerAdminTrainingRunRoutes(app, deps);
   registerAdminAdapterRoutes(app, deps);
   registerAdminLoopRoutes(app, deps);
+  registerLeaderboardRoutes(app, deps);
 }
