@@ -8,11 +8,9 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { cors } from "hono/cors";
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Deps } from "../deps.js";
 import { limitBody } from "../http/bodyLimit.js";
-import { ApiError, errorBody, sendError } from "../http/errors.js";
+import { ApiError, errorResponse } from "../http/errors.js";
 import { TrafficAllocator } from "../voting/allocator.js";
 import { PairPool } from "../voting/pairPool.js";
 import { registerAdminRoutes } from "./admin.js";
@@ -34,21 +32,7 @@ import {
 } from "./voterSession.js";
 
 function onApiError(log: Deps["log"]) {
-  return (err: Error, c: Context) => {
-    if (err instanceof ApiError) return sendError(c, err);
-    if (err instanceof HTTPException) {
-      const status = err.status as ContentfulStatusCode;
-      const code = status === 413 ? "too_large" : status === 400 ? "invalid_request" : "http_error";
-      return c.json(errorBody(code, err.message || "The request could not be read."), status);
-    }
-    log.error("unhandled error", {
-      path: c.req.path,
-      method: c.req.method,
-      error: String(err),
-      stack: err.stack,
-    });
-    return c.json(errorBody("internal", "Something went wrong on our side; it has been logged."), 500);
-  };
+  return (err: Error, c: Context) => errorResponse(err, c, log);
 }
 
 export interface VotingApiOptions {
