@@ -13,6 +13,7 @@ import { registerAdminLoopRoutes } from "./adminLoop.js";
 import { registerAdminPlaygroundRoutes } from "./adminPlayground.js";
 import { registerAdminSnapshotRoutes } from "./adminSnapshots.js";
 import { registerAdminTrainingRunRoutes } from "./adminTrainingRuns.js";
+import { registerAdminVoterRoutes } from "./adminVoters.js";
 import { registerLeaderboardRoutes } from "./leaderboard.js";
 import type { VoterEnv } from "./voterSession.js";
 
@@ -27,4 +28,5 @@ export function registerResourceRoutes(app: ApiApp, deps: Deps, _pool: PairPool)
   registerAdminAdapterRoutes(app, deps);
   registerAdminLoopRoutes(app, deps);
   registerLeaderboardRoutes(app, deps);
+  registerAdminVoterRoutes(app, deps);
 }
