@@ -126,21 +126,27 @@ describe("the probe's findings, in process (PGlite)", () => {
     },
   );
 
-  it("refused requests create no voters; the ones let through create exactly one each", async () => {
+  it("refused requests create no voters; a voter row appears only with the first pair served", async () => {
     const limited = await openHarness("pglite", { RATE_LIMIT_IP_PER_MINUTE: "5" });
     try {
       const limitedApp = createApp(limited.deps);
+      await seedReadyPairs(limited.deps, 10, { promptSetName: "limited", images: false });
       const statuses: number[] = [];
       for (let i = 0; i < 60; i++) {
-        const res = await limitedApp.request("/api/session");
+        const res = await limitedApp.request(i % 2 ? "/api/session" : "/api/pairs/next?promptSet=limited");
         statuses.push(res.status);
         if (res.status === 429) expect(res.headers.getSetCookie()).toEqual([]);
         await res.arrayBuffer();
       }
-      const allowed = statuses.filter((s) => s === 200).length;
-      expect(allowed).toBe(5);
-      expect(statuses.filter((s) => s === 429).length).toBe(55);
-      expect(await count(limited, "voters")).toBe(allowed);
+      expect(statuses.filter((s) => s !== 429)).toEqual([200, 200, 200, 200, 200]);
+      // Three pairs were served (to three new voters); the two sessions stored nothing.
+      expect(await count(limited, "voters")).toBe(3);
+      const [served] = (
+        (await limited.deps.db.orm.execute(
+          sql`select count(distinct served_to_voter_id)::int as n from pairs where served_to_voter_id is not null`,
+        )) as unknown as { rows: { n: number }[] }
+      ).rows;
+      expect(served?.n).toBe(3);
     } finally {
       await limited.close();
     }

@@ -33,8 +33,8 @@ export async function ensureVoter(db: Db, voterId: string): Promise<void> {
 /**
  * Reads the signed voter cookie; on a first visit (GET) picks a new voter id and sets the cookie:
  * httpOnly, SameSite=Lax, Secure in production, one year. POSTs without a valid cookie are
- * refused. The new voter's row is written later, by `createFirstVisitVoter`, once the rate limits
- * have let the request through: a refused request writes nothing.
+ * refused. A new voter's row is written only when a request first stores something of theirs (a
+ * served pair, a vote, a prompt: `withVoter` in voterRows.ts), so a refused request writes nothing.
  */
 export function voterSession(deps: { signer: Signer; config: Config }): MiddlewareHandler<VoterEnv> {
   return async (c, next) => {
@@ -61,14 +61,6 @@ export function voterSession(deps: { signer: Signer; config: Config }): Middlewa
         maxAge: 365 * 24 * 3600,
       });
     }
-  };
-}
-
-/** Writes a first-visit voter's row; mounted after the rate limits. */
-export function createFirstVisitVoter(db: Db): MiddlewareHandler<VoterEnv> {
-  return async (c, next) => {
-    if (c.get("newVoter")) await ensureVoter(db, c.get("voterId"));
-    return next();
   };
 }
 

@@ -21,7 +21,6 @@ import { registerSessionRoutes } from "./sessionRoutes.js";
 import { registerVoteRoutes } from "./voteRoutes.js";
 import {
   CSRF_HEADER,
-  createFirstVisitVoter,
   csrfGuard,
   rateLimit,
   VOTER_COOKIE,
@@ -101,7 +100,6 @@ export function votingApi(deps: Deps, opts: VotingApiOptions = {}): OpenAPIHono<
   app.use("/api/pairs/*", async (c, next) =>
     rateLimit(limiters, { ipOnly: c.req.path !== "/api/pairs/next" })(c, next),
   );
-  for (const path of ["/api/session", "/api/pairs/*"]) app.use(path, createFirstVisitVoter(db));
 
   registerSessionRoutes(app, deps);
   registerPairRoutes(app, deps, { pool, allocator });
