@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # The web app: rebuilt only when its sources are newer than web/dist.
-if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/public web/index.html web/vite.config.ts \
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/public web/index.html web/admin.html web/vite.config.ts \
     functions/src/api/votingSchemas.ts -newer web/dist/index.html -print -quit 2>/dev/null)" ]; then
   echo "start: building the web app"
   node_modules/.bin/vite build web --logLevel warn

@@ -9,6 +9,7 @@ describe("serving the built web app", () => {
   const dist = join(outer, "dist");
   mkdirSync(join(dist, "assets"), { recursive: true });
   writeFileSync(join(dist, "index.html"), "<!doctype html><title>app</title>");
+  writeFileSync(join(dist, "admin.html"), "<!doctype html><title>dashboard</title>");
   writeFileSync(join(dist, "assets/index-abc.js"), "console.log(1)");
   writeFileSync(join(outer, "secret.txt"), "outside the app");
   const app = webAppRoutes(dist);
@@ -19,6 +20,9 @@ describe("serving the built web app", () => {
     ["/prompt", 200, "text/html; charset=utf-8", "no-cache"],
     ["/prompt/", 200, "text/html; charset=utf-8", "no-cache"],
     ["/assets/index-abc.js", 200, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable"],
+    ["/admin", 200, "text/html; charset=utf-8", "no-cache"],
+    ["/admin/experiments/exp_1", 200, "text/html; charset=utf-8", "no-cache"],
+    ["/administrator", 404, null, null],
     ["/nope", 404, null, null],
     ["/assets/missing.js", 404, null, null],
     ["/api/whatever", 404, null, null],
@@ -29,5 +33,8 @@ describe("serving the built web app", () => {
     expect(res.status).toBe(status);
     if (type) expect(res.headers.get("content-type")).toBe(type);
     if (cache) expect(res.headers.get("cache-control")).toBe(cache);
+    if (status === 200 && type?.startsWith("text/html")) {
+      expect(await res.text()).toContain(path.startsWith("/admin") ? "dashboard" : "<title>app</title>");
+    }
   });
 });

@@ -27,7 +27,7 @@ function newestMtime(path: string): number {
 /** Builds web/ with Vite unless web/dist is newer than every source file. */
 export async function ensureWebBuilt(): Promise<void> {
   const index = join(distDir, "index.html");
-  const sources = ["src", "public", "index.html", "vite.config.ts"]
+  const sources = ["src", "public", "index.html", "admin.html", "vite.config.ts"]
     .map((p) => join(webDir, p))
     .filter(existsSync);
   const newest = Math.max(

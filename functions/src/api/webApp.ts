@@ -23,6 +23,9 @@ const types: Record<string, string> = {
 /** The web app's own (client-side) routes; every other unknown path stays a JSON 404. */
 export const WEB_ROUTES = ["/", "/prompt"];
 
+/** The admin dashboard (`admin.html`) owns `/admin` and every client-side route under it. */
+const isAdminRoute = (path: string) => path === "/admin" || path.startsWith("/admin/");
+
 export function webAppRoutes(distDir: string): Hono {
   const root = resolve(distDir);
   const app = new Hono();
@@ -42,8 +45,10 @@ export function webAppRoutes(distDir: string): Hono {
       () => false,
     );
     if (!isFile) {
-      if (!WEB_ROUTES.includes(path.replace(/\/$/, "") || "/")) return next();
-      target = join(root, "index.html");
+      const route = path.replace(/\/$/, "") || "/";
+      if (isAdminRoute(route)) target = join(root, "admin.html");
+      else if (WEB_ROUTES.includes(route)) target = join(root, "index.html");
+      else return next();
     }
     const body = await readFile(target).catch(() => null);
     if (!body) return next();

@@ -1,0 +1,154 @@
+/**
+ * The loop: what it is doing now and will do next (in the API's words), its settings, and its
+ * rounds: snapshot → training → experiment → promotion.
+ */
+import { admin } from "../client.js";
+import { sortableTable } from "../table.js";
+import {
+  type AdminPage,
+  badge,
+  every,
+  facts,
+  fill,
+  fmt,
+  h,
+  link,
+  listIn,
+  pageRoot,
+  panel,
+  pick,
+  str,
+} from "../view.js";
+import { loopStory } from "./loopStory.js";
+
+type Row = Record<string, unknown>;
+
+const label = (k: string) =>
+  k
+    .replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/_/g, " ")
+    .replace(/^./, (c) => c.toUpperCase());
+
+/** A value as a person reads it: dates, numbers, states, nested summaries. */
+function show(key: string, v: unknown): Node | string {
+  if (v == null) return "—";
+  if (typeof v === "number") return fmt.num(v, 3);
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "string") {
+    if (/At$|^at$/.test(key) && !Number.isNaN(Date.parse(v))) return fmt.date(v);
+    if (/status|state|phase|stage/i.test(key)) return badge(v);
+    return v;
+  }
+  if (Array.isArray(v))
+    return v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
+  const o = v as Row;
+  const summary = str(o, "summary", "description", "message", "reason");
+  if (summary) return summary;
+  return Object.entries(o)
+    .filter(([, x]) => x == null || typeof x !== "object")
+    .map(([k, x]) => `${label(k)}: ${x ?? "—"}`)
+    .join(" · ");
+}
+
+function roundsTable(rounds: Row[]): HTMLElement {
+  return sortableTable<Row>({
+    caption: "Rounds",
+    rows: rounds,
+    sortBy: 0,
+    descending: true,
+    empty: "No rounds yet.",
+    columns: [
+      {
+        label: "Started",
+        value: (r) => str(r, "createdAt", "startedAt"),
+        render: (r) => fmt.date(str(r, "createdAt", "startedAt")),
+      },
+      {
+        label: "State",
+        value: (r) => str(r, "status", "state", "phase"),
+        render: (r) => badge(str(r, "status", "state", "phase")),
+      },
+      {
+        label: "Snapshot",
+        value: (r) => str(r, "datasetSnapshotId", "snapshotId"),
+        render: (r) => fmt.short(str(r, "datasetSnapshotId", "snapshotId")),
+        wide: true,
+      },
+      {
+        label: "Experiment",
+        value: (r) => str(r, "experimentId"),
+        render: (r) =>
+          str(r, "experimentId")
+            ? link(
+                `/admin/experiments/${encodeURIComponent(str(r, "experimentId") as string)}`,
+                fmt.short(str(r, "experimentId")),
+              )
+            : "—",
+      },
+      {
+        label: "Outcome",
+        value: (r) => str(r, "outcome", "result", "reason", "decision.reason"),
+        wide: true,
+      },
+    ],
+  });
+}
+
+export function loopPage(): AdminPage {
+  const now = h("div");
+  const rounds = h("div");
+  const settings = h("div");
+  const draw = () =>
+    fill(
+      now,
+      async () => {
+        const l = await admin.get<Row>("/api/admin/loop");
+        const story = loopStory(l);
+        rounds.replaceChildren(roundsTable(listIn<Row>(l, "rounds")));
+        const conf = pick<Row>(l, "settings");
+        settings.replaceChildren(
+          conf
+            ? facts(Object.entries(conf).map(([k, v]): [string, Node | string] => [label(k), show(k, v)]))
+            : h("p", { class: "muted" }, "—"),
+        );
+        return h(
+          "div",
+          { class: "story" },
+          h("p", {}, h("strong", {}, "Now: "), story.now),
+          h("p", {}, h("strong", {}, "Next: "), story.next),
+          ...(str(story.round, "experimentId")
+            ? [
+                h(
+                  "p",
+                  {},
+                  link(
+                    `/admin/experiments/${encodeURIComponent(str(story.round, "experimentId") as string)}`,
+                    "The round's experiment →",
+                  ),
+                ),
+              ]
+            : []),
+        );
+      },
+      "the loop's status",
+    );
+  const root = pageRoot(
+    "Loop",
+    "The loop turns by itself: when enough new usable votes are in it takes a snapshot, trains challengers from the champion, A/B-tests them on live traffic and promotes the winner.",
+    panel("Now and next", now),
+    panel("Rounds", rounds),
+    panel("Settings", settings),
+  );
+  let stop = () => {};
+  return {
+    title: "Loop",
+    root,
+    async mount() {
+      await draw();
+      stop = every(5000, draw);
+    },
+    unmount() {
+      stop();
+    },
+  };
+}
