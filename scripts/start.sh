@@ -10,4 +10,6 @@ if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/public web/index.htm
   echo "start: building the web app"
   node_modules/.bin/vite build web --logLevel warn
 fi
+# `npm start -- --demo`: simulated voters make the loop turn (DEMO_VOTERS, 8 unless set)
+if [ "${1:-}" = "--demo" ]; then export DEMO_VOTERS="${DEMO_VOTERS:-8}"; fi
 exec node_modules/.bin/tsx functions/src/entries/server.ts

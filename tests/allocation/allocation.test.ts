@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   drawTraffic,
   fallbackOrder,
+  poolDepths,
   type TrafficClass,
   trafficKey,
   trafficPlan,
@@ -66,10 +67,25 @@ describe("fallback order", () => {
   const plan = trafficPlan(["e1", "e2"], { goldRate: 0.05, experimentShare: 0.8 });
   const keys = (ts: TrafficClass[]) => ts.map(trafficKey);
   it.each([
+    // gold pairs are served only when drawn: never a fallback
     [{ kind: "gold" }, ["gold", "data", "experiment:e1", "experiment:e2"]],
-    [{ kind: "experiment", experimentId: "e2" }, ["experiment:e2", "data", "experiment:e1", "gold"]],
-    [{ kind: "data" }, ["data", "experiment:e1", "experiment:e2", "gold"]],
+    [{ kind: "experiment", experimentId: "e2" }, ["experiment:e2", "data", "experiment:e1"]],
+    [{ kind: "data" }, ["data", "experiment:e1", "experiment:e2"]],
   ] as const)("drawn %j → tries %j", (drawn, expected) => {
     expect(keys(fallbackOrder(plan, drawn))).toEqual(expected);
+  });
+});
+
+describe("pool depths", () => {
+  it.each([
+    // experiments, gold rate, share, depth → depths in plan order (data, experiments…, gold)
+    [[], 0.05, 0.5, 20, [20, 2]],
+    [["e1"], 0.05, 0.5, 20, [20, 20, 3]],
+    [["e1", "e2"], 0.1, 0.5, 20, [20, 10, 10, 5]],
+    [["e1"], 0, 0.8, 10, [3, 10]],
+    [["e1"], 0.5, 0, 4, [4, 4]],
+    [[], 0.05, 0.5, 1, [1, 1]], // the floor never exceeds the depth
+  ] as const)("experiments %j, gold %d, share %d, depth %d → %j", (ids, gold, share, depth, expected) => {
+    expect(poolDepths(trafficPlan(ids, { goldRate: gold, experimentShare: share }), depth)).toEqual(expected);
   });
 });

@@ -65,12 +65,13 @@ export const sameTraffic = (x: TrafficClass, y: TrafficClass): boolean =>
 
 /**
  * The order in which classes are tried for one request: the drawn class first; when it has no
- * ready pair, data pairs (the platform's training data), then the others by decreasing weight,
- * so that a voter gets a pair whenever any class has one ready.
+ * ready pair, data pairs (the platform's training data), then the experiments by decreasing
+ * weight (their votes are training data too), so that a voter rarely waits. Gold pairs are
+ * never a fallback: served only when drawn, they stay at their configured rate.
  */
 export function fallbackOrder(plan: readonly WeightedClass[], drawn: TrafficClass): TrafficClass[] {
   const rest = plan
-    .filter((c) => !sameTraffic(c.traffic, drawn))
+    .filter((c) => !sameTraffic(c.traffic, drawn) && c.traffic.kind !== "gold")
     .sort((x, y) => {
       const dataFirst = Number(y.traffic.kind === "data") - Number(x.traffic.kind === "data");
       return dataFirst !== 0 ? dataFirst : y.weight - x.weight;
@@ -82,4 +83,16 @@ export function fallbackOrder(plan: readonly WeightedClass[], drawn: TrafficClas
 /** A stable key of a class (pool scopes, logs). */
 export function trafficKey(t: TrafficClass): string {
   return t.kind === "experiment" ? `experiment:${t.experimentId}` : t.kind;
+}
+
+/**
+ * How many pairs each class's pool keeps ready or generating: `depth` for the busiest class and
+ * a share proportional to its traffic for the others (at least `floor`), so that generation
+ * capacity goes where the traffic goes (gold pairs at 5 % keep a small pool, not a full one).
+ */
+export function poolDepths(plan: readonly WeightedClass[], depth: number, floor = 2): number[] {
+  const top = Math.max(0, ...plan.map((c) => c.weight));
+  return plan.map((c) =>
+    top > 0 ? Math.max(Math.min(floor, depth), Math.ceil((depth * c.weight) / top - 1e-9)) : depth,
+  );
 }

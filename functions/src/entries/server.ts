@@ -1,6 +1,7 @@
 /** Node server entry: config → deps → app → listen, plus the queue consumers of the local platform. */
 import { serve } from "@hono/node-server";
 import { createApp } from "../app.js";
+import { startDemoMode } from "../demo/demoVoters.js";
 import { buildDeps, resolveAdminApiKey } from "../deps.js";
 import { startLocalGenerator } from "../generator/consumer.js";
 import { registerLocalBaseModel } from "../local/baseModel.js";
@@ -20,6 +21,7 @@ const app = createApp(deps);
 const stopConsumers = startLocalConsumers(deps);
 const stopGenerator = startLocalGenerator(deps);
 const stopLoop = startLoopTimer(deps);
+let stopDemo = async () => {};
 
 const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => {
   deps.log.info("listening", {
@@ -39,12 +41,18 @@ const server = serve({ fetch: app.fetch, hostname: config.host, port: config.por
     process.stdout.write(`Sign in: ${signInLink(config.publicUrl, config.adminApiKey)}\n`);
   }
   process.stdout.write("\n");
+  stopDemo = startDemoMode(deps, config.publicUrl);
+  if (config.demo.voters > 0) {
+    process.stdout.write(
+      `Demo: ${config.demo.voters} simulated voters prefer "${config.demo.preference}" images.\n\n`,
+    );
+  }
 });
 
 const shutdown = () => {
   server.close(
     () =>
-      void Promise.all([stopLoop(), stopConsumers(), stopGenerator()])
+      void Promise.all([stopDemo(), stopLoop(), stopConsumers(), stopGenerator()])
         .then(() => deps.close())
         .then(() => process.exit(0)),
   );

@@ -1,9 +1,10 @@
 /**
  * The traffic allocator: for each request of the next pair, draws the class it is served from
  * (data, gold, or one running experiment; weights from `domain/allocation.ts`) and claims a
- * ready pair of that class from the pool, falling back to the other classes when the drawn one
- * has none ready, so a voter waits only when nothing at all is ready. It keeps every class's
- * pool topped up. Voters never choose the class.
+ * ready pair of that class from the pool, falling back to data and experiment pairs when the
+ * drawn class has none ready (never to gold pairs, which stay at their rate). It keeps every
+ * class's pool topped up, each at a depth proportional to its traffic (`poolDepths`). Voters
+ * never choose the class.
  *
  * Running experiments are read from the `experiments` table and cached for `experimentsTtlMs`
  * (2 s by default), so an experiment that starts or stops takes effect within that time; pairs
@@ -12,6 +13,7 @@
 import {
   drawTraffic,
   fallbackOrder,
+  poolDepths,
   type TrafficClass,
   type TrafficShares,
   trafficPlan,
@@ -80,7 +82,8 @@ export class TrafficAllocator {
       const e = experiments.find((x) => x.id === t.experimentId);
       return { experimentId: t.experimentId, promptSetId: promptSetId ?? e?.promptSetId ?? null };
     };
-    const scopes = plan.map((c) => scopeOf(c.traffic));
+    const depths = poolDepths(plan, this.pool.depth);
+    const scopes = plan.map((c, i) => ({ ...scopeOf(c.traffic), depth: depths[i] }));
     for (const t of fallbackOrder(plan, drawn)) {
       const pair = await this.pool.claim(scopeOf(t), voterId);
       if (pair) return { pair, drawn, scopes };

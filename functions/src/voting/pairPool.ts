@@ -48,6 +48,8 @@ export interface PoolScope {
   experimentId: string | null;
   promptSetId: string | null;
   kind?: "data" | "gold";
+  /** Pairs this pool keeps ready or generating (default: the pool's depth). */
+  depth?: number;
 }
 
 export interface ServedPair {
@@ -290,8 +292,9 @@ export class PairPool {
   async topUp(scope: PoolScope, maxBatch = TOP_UP_BATCH): Promise<TopUpResult> {
     const found = await this.sourceOf(scope);
     if (found === "no_model" || found === "not_running") return { created: 0, reason: found };
-    const inPool = await this.size(scope, this.deps.depth);
-    const missing = poolShortfall(inPool, 0, this.deps.depth, maxBatch);
+    const depth = scope.depth ?? this.deps.depth;
+    const inPool = await this.size(scope, depth);
+    const missing = poolShortfall(inPool, 0, depth, maxBatch);
     if (missing === 0) return { created: 0, reason: "full" };
     const { model, source, promptSetId } = found;
     const promptRows = await rows<{ id: string; text: string; prompt_set_id: string }>(

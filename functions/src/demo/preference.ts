@@ -1,0 +1,104 @@
+/**
+ * The demo voters' hidden taste: a rule on the image pixels that no prompt mentions, so that
+ * the loop has something real to learn. Each rule scores an image; the voter prefers the
+ * higher score, except for a share `noise` of votes chosen at random.
+ *
+ * - `brighter` / `darker`: mean luma (Rec. 709: 0.2126 R + 0.7152 G + 0.0722 B), up / down;
+ * - `saturated`: mean HSV saturation, (max − min) / max per pixel (0 for black);
+ * - `centered`: how close the picture's content sits to the centre: the centroid of each pixel's
+ *   distance from the mean border colour, scored by minus its distance from the image centre
+ *   (in units of the half-diagonal);
+ * - `red`: mean redness, R − (G + B) / 2, in [−255, 255].
+ */
+import type { Random } from "../domain/pairing.js";
+
+export const PREFERENCE_RULES = ["brighter", "darker", "saturated", "centered", "red"] as const;
+export type PreferenceRule = (typeof PREFERENCE_RULES)[number];
+
+/** Decoded pixels, row-major, `channels` bytes per pixel (RGB or RGBA; alpha is ignored). */
+export interface Pixels {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+export type DemoChoice = "left" | "right" | "tie";
+
+function meanOver(px: Pixels, f: (r: number, g: number, b: number) => number): number {
+  const n = px.width * px.height;
+  if (n === 0) return 0;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * px.channels;
+    sum += f(px.data[o] as number, px.data[o + 1] as number, px.data[o + 2] as number);
+  }
+  return sum / n;
+}
+
+const luma = (r: number, g: number, b: number) => 0.2126 * r + 0.7152 * g + 0.0722 * b;
+
+function centeredness(px: Pixels): number {
+  const { width: w, height: h, channels: c, data } = px;
+  if (w === 0 || h === 0) return 0;
+  // the background: the mean colour of the border pixels
+  const bg = [0, 0, 0];
+  let border = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (x !== 0 && y !== 0 && x !== w - 1 && y !== h - 1) continue;
+      for (let k = 0; k < 3; k++) bg[k] = (bg[k] as number) + (data[(y * w + x) * c + k] as number);
+      border++;
+    }
+  }
+  for (let k = 0; k < 3; k++) bg[k] = (bg[k] as number) / border;
+  let mass = 0;
+  let cx = 0;
+  let cy = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * c;
+      let d = 0;
+      for (let k = 0; k < 3; k++) d += Math.abs((data[o + k] as number) - (bg[k] as number));
+      mass += d;
+      cx += d * (x + 0.5);
+      cy += d * (y + 0.5);
+    }
+  }
+  if (mass === 0) return 0; // a flat image: nothing off centre
+  const dx = cx / mass - w / 2;
+  const dy = cy / mass - h / 2;
+  return -Math.hypot(dx, dy) / Math.hypot(w / 2, h / 2);
+}
+
+/** The score of one image under a rule: higher is preferred. */
+export function preferenceScore(rule: PreferenceRule, px: Pixels): number {
+  switch (rule) {
+    case "brighter":
+      return meanOver(px, luma);
+    case "darker":
+      return -meanOver(px, luma);
+    case "saturated":
+      return meanOver(px, (r, g, b) => {
+        const max = Math.max(r, g, b);
+        return max === 0 ? 0 : (max - Math.min(r, g, b)) / max;
+      });
+    case "centered":
+      return centeredness(px);
+    case "red":
+      return meanOver(px, (r, g, b) => r - (g + b) / 2);
+  }
+}
+
+/** Scores closer than this are a tie (the voter cannot tell them apart). */
+export const TIE_EPSILON = 1e-9;
+
+/**
+ * The demo voter's choice between two scored images: with probability `noise` a coin flip
+ * between left and right, else the higher score (a tie when the scores are equal).
+ */
+export function preferenceChoice(left: number, right: number, noise: number, random: Random): DemoChoice {
+  if (random() < noise) return random() < 0.5 ? "left" : "right";
+  if (Math.abs(left - right) <= TIE_EPSILON) return "tie";
+  return left > right ? "left" : "right";
+}
