@@ -179,7 +179,15 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     };
     await shoot("adapters", "/admin/adapters", (page) =>
       dataOrUnavailable(page, async () => {
-        expect(await page.locator("figure.chart").count()).toBe(1);
+        expect(await page.locator(".tree .node").count()).toBe(5); // the base and four adapters
+        const champion = page.locator(".tree .node-champion");
+        expect(await champion.textContent()).toContain("ad_r2_dpo");
+        // the champion sits two levels under the base: base → ad_r1_dpo → ad_r2_dpo
+        expect(
+          await champion.evaluate(
+            (n) => n.closest("ul ul")?.parentElement?.querySelector("code")?.textContent,
+          ),
+        ).toBe("ad_r1_dpo");
         for (const id of ["ad_r1_dpo", "ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"])
           expect(await page.locator("tbody").textContent()).toContain(id);
       }),

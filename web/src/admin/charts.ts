@@ -1,8 +1,8 @@
 /**
  * The dashboard's charts, drawn with Observable Plot as SVG (see web/README.md for why): an
- * estimate with interval whiskers per row, lines over a shared x with an optional band, and the
- * adapters' lineage as a tree. Each returns a <figure> with a caption; the numbers are also in
- * the page's tables, so nothing is only in a picture.
+ * estimate with interval whiskers per row, and lines over a shared x with an optional band. Each
+ * returns a <figure> with a caption; the numbers are also in the page's tables, so nothing is
+ * only in a picture.
  */
 import * as Plot from "@observablehq/plot";
 import { h } from "./view.js";
@@ -127,61 +127,4 @@ export function lineChart(
     figureEl.classList.add("with-legend");
   }
   return figureEl;
-}
-
-export interface LineageNode {
-  id: string;
-  parent: string | null;
-  label: string;
-  champion?: boolean;
-}
-
-/** The lineage as a tree: the base at the root, each adapter under the one it was trained from. */
-export function lineageTree(
-  nodes: LineageNode[],
-  opts: { caption: string; root: string; width?: number },
-): HTMLElement {
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const pathOf = (n: LineageNode): string => {
-    const parts: string[] = [];
-    const seen = new Set<string>();
-    for (
-      let c: LineageNode | undefined = n;
-      c && !seen.has(c.id);
-      c = c.parent ? byId.get(c.parent) : undefined
-    ) {
-      seen.add(c.id);
-      parts.unshift(c.label.replace(/\//g, "∕"));
-    }
-    return `${opts.root.replace(/\//g, "∕")}/${parts.join("/")}`;
-  };
-  const paths = nodes.map(pathOf);
-  const champions = new Set(nodes.filter((n) => n.champion).map(pathOf));
-  const depth = Math.max(1, ...paths.map((p) => p.split("/").length));
-  const width = opts.width ?? chartWidth();
-  const svg = Plot.plot({
-    axis: null,
-    width,
-    height: Math.max(120, 36 * nodes.length + 40),
-    marginLeft: 12,
-    marginRight: Math.min(width * 0.4, 220),
-    marks: [
-      Plot.tree(paths.length ? paths : [opts.root], {
-        stroke: MUTED,
-        fill: (d: { data?: { path?: string } } | string) => {
-          const p = typeof d === "string" ? d : (d as { path?: string }).path;
-          return p && champions.has(p) ? "#ff7a59" : "#6d5efc";
-        },
-        r: 5,
-        fontSize: 12,
-        textStroke: "var(--card)",
-        dx: 8,
-      }),
-    ],
-  });
-  return figure(
-    svg,
-    opts.caption,
-    `${opts.caption}: ${nodes.length} adapter${nodes.length === 1 ? "" : "s"}, ${depth - 1} generation${depth === 2 ? "" : "s"} deep.`,
-  );
 }

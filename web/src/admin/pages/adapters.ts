@@ -3,8 +3,8 @@
  * under the one it was trained from), and a table with objective, space, snapshot and metrics;
  * download, promote and retire from the table.
  */
-import { lineageTree } from "../charts.js";
 import { admin } from "../client.js";
+import { lineageTree } from "../lineage.js";
 import { sortableTable } from "../table.js";
 import {
   type AdminPage,
@@ -26,12 +26,12 @@ type Row = Record<string, unknown>;
 const id = (a: Row) => str(a, "id", "adapterId") ?? "?";
 const parent = (a: Row) => str(a, "parentAdapterId", "parentId", "parent");
 const status = (a: Row) => str(a, "status") ?? "candidate";
-const metricsText = (a: Row) => {
+const metricsText = (a: Row, most = 4) => {
   const m = pick<Record<string, unknown>>(a, "metrics") ?? {};
   return Object.entries(m)
     .filter(([, v]) => typeof v === "number")
-    .slice(0, 4)
-    .map(([k, v]) => `${k} ${fmt.num(v as number, 3)}`)
+    .slice(0, most)
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${fmt.num(v as number, 3)}`)
     .join(" · ");
 };
 
@@ -78,10 +78,14 @@ export function adaptersPage(): AdminPage {
           adapters.map((a) => ({
             id: id(a),
             parent: parent(a),
-            label: `${id(a)} · ${str(a, "objective") ?? "?"}/${str(a, "space") ?? "?"}${status(a) === "champion" ? " ★" : ""}`,
-            champion: status(a) === "champion",
+            status: status(a),
+            details: [
+              `${str(a, "objective") ?? "?"} / ${str(a, "space") ?? "?"}`,
+              str(a, "datasetSnapshotId") ? `snapshot ${str(a, "datasetSnapshotId")}` : "",
+              metricsText(a, 2),
+            ].filter(Boolean),
           })),
-          { caption: `Lineage from ${base}; ★ marks the champion`, root: base },
+          base,
         );
       },
       "adapters",
@@ -115,7 +119,7 @@ export function adaptersPage(): AdminPage {
             value: (a) => str(a, "createdAt"),
             render: (a) => fmt.date(str(a, "createdAt")),
           },
-          { label: "Metrics", value: metricsText, wide: true },
+          { label: "Metrics", value: (a) => metricsText(a), wide: true },
           {
             label: "Actions",
             fixed: true,
