@@ -206,7 +206,9 @@ describe("every endpoint under hostile input (fast-check, PGlite)", () => {
   it("every documented route: no 500, one error shape, no stack trace, nothing written on a refusal", async () => {
     const failures: string[] = [];
     let cases = 0;
+    const started = Date.now();
     for (const route of routes) {
+      const before = cases;
       try {
         await fc.assert(
           fc.asyncProperty(caseOf(route), async (c) => {
@@ -222,6 +224,12 @@ describe("every endpoint under hostile input (fast-check, PGlite)", () => {
             .split("\n")
             .slice(0, 6)
             .join(" | ")}`,
+        );
+      }
+      if (process.env.PREFLOOP_PROPERTY_PROGRESS) {
+        const s = Math.round((Date.now() - started) / 1000);
+        console.info(
+          `${route.method} ${route.template}: ${cases - before} cases, ${failures.length} failing routes, ${s} s`,
         );
       }
     }
