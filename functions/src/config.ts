@@ -106,6 +106,17 @@ const envSchema = z.object({
   LOOP_RANK: positiveInt.max(256).default(4),
   LOOP_BATCH_SIZE: positiveInt.max(1024).default(4),
   LOOP_DATA: z.enum(["all", "since-parent"]).default("all"),
+  LOOP_TRAINING_OPTIONS: z
+    .string()
+    .refine((v) => {
+      try {
+        const o = JSON.parse(v);
+        return typeof o === "object" && o !== null && !Array.isArray(o);
+      } catch {
+        return false;
+      }
+    }, 'must be a JSON object of worker training options, e.g. {"preset":"diffusion-dpo"}')
+    .optional(),
   LOOP_AUTO_EXPERIMENT: bool.default(true),
   EXPERIMENT_TRAFFIC_SHARE: fraction.default(0.5),
   EXPERIMENT_MARGIN: fraction.max(0.49, "must be below 0.49").default(0),
@@ -195,6 +206,8 @@ export interface Config {
     batchSize: number;
     /** `all`: every usable vote up to the cut-off; `since-parent`: only votes after the parent's snapshot. */
     data: "all" | "since-parent";
+    /** Worker training options sent as the jobs' `extra` (LOOP_TRAINING_OPTIONS, a JSON object). */
+    trainingOptions: Record<string, unknown>;
     autoExperiment: boolean;
   };
   experiments: {
@@ -327,6 +340,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rank: e.LOOP_RANK,
       batchSize: e.LOOP_BATCH_SIZE,
       data: e.LOOP_DATA,
+      trainingOptions: e.LOOP_TRAINING_OPTIONS
+        ? (JSON.parse(e.LOOP_TRAINING_OPTIONS) as Record<string, unknown>)
+        : {},
       autoExperiment: e.LOOP_AUTO_EXPERIMENT,
     },
     experiments: {

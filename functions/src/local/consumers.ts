@@ -15,7 +15,7 @@ export interface LocalConsumer {
   batchSize?: number;
 }
 
-export function localConsumers(deps: Deps): LocalConsumer[] {
+export function localConsumers(deps: Deps, signal?: AbortSignal): LocalConsumer[] {
   return [
     {
       queue: "results",
@@ -33,14 +33,16 @@ export function localConsumers(deps: Deps): LocalConsumer[] {
           queue: deps.queue,
           log: deps.log,
           maxAttempts: deps.config.queue.backend === "pg" ? deps.config.queue.maxAttempts : undefined,
+          signal,
         }),
       ),
     },
   ];
 }
 
-export function startLocalConsumers(deps: Deps, consumers = localConsumers(deps)): () => Promise<void> {
+export function startLocalConsumers(deps: Deps, given?: LocalConsumer[]): () => Promise<void> {
   const controller = new AbortController();
+  const consumers = given ?? localConsumers(deps, controller.signal);
   const loops = consumers.map((c) =>
     pollQueue(deps.queue, c.queue, c.handle, {
       log: deps.log,

@@ -32,7 +32,9 @@ export interface LocalTrainerOptions {
   /** Seconds of lease the trainer asks for at a time while the subprocess runs. */
   leaseSeconds?: number;
   /** Deliveries before the queue gives up on a job (QUEUE_MAX_ATTEMPTS); the last one reports failure. */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
+  /** Stops a running worker (SIGTERM) when the platform shuts down; the job is retried later. */
+  signal?: AbortSignal | undefined;
 }
 
 function runWorker(
@@ -40,6 +42,7 @@ function runWorker(
   args: string[],
   env: NodeJS.ProcessEnv,
   onLine: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<{ code: number; stderr: string; lastLine: string | null }> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, ["-m", "prefloop_worker", ...args], {
@@ -58,12 +61,13 @@ function runWorker(
       onLine(line);
     });
     const closed = new Promise((r) => lines.once("close", r));
+    const stop = () => child.kill("SIGTERM");
+    signal?.addEventListener("abort", stop, { once: true });
     child.once("error", reject);
-    child.once(
-      "exit",
-      (code, signal) =>
-        void closed.then(() => resolve({ code: code ?? (signal ? 128 : 1), stderr, lastLine })),
-    );
+    child.once("exit", (code, killedBy) => {
+      signal?.removeEventListener("abort", stop);
+      void closed.then(() => resolve({ code: code ?? (killedBy ? 128 : 1), stderr, lastLine }));
+    });
   });
 }
 
@@ -149,8 +153,10 @@ export function localTrainer(opts: LocalTrainerOptions): JobHandler {
         ],
         { ...process.env, PYTHONUNBUFFERED: "1" },
         forward,
+        opts.signal,
       );
       await forwarding;
+      if (opts.signal?.aborted) throw new Error("training stopped: the platform is shutting down");
       if (code !== 0) {
         const last = stderr.trim().split("\n").slice(-3).join(" | ");
         const finalAttempt = delivery.attempts >= (opts.maxAttempts ?? Number.POSITIVE_INFINITY);

@@ -75,7 +75,7 @@ export function planRun(
       batchSize: loop.batchSize,
       gradientAccumulation: 1,
       seed: Number.parseInt(suffix.slice(0, 8), 16),
-      extra: {},
+      extra: { ...loop.trainingOptions },
     },
   };
   const p = job.payload;
@@ -98,6 +98,7 @@ export function planRun(
       batchSize: p.batchSize,
       seed: p.seed,
       data: loop.data,
+      options: p.extra,
     },
     status: "queued" as const,
   };
