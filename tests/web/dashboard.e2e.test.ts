@@ -211,6 +211,8 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     await shoot("voters", "/admin/voters", (page) =>
       dataOrUnavailable(page, async () => {
         expect(await page.locator("tbody tr").count()).toBeGreaterThanOrEqual(7);
+        // the fast, one-sided voter is flagged with a reason
+        expect(await page.locator("ul.flags li").count()).toBeGreaterThanOrEqual(1);
       }),
     );
     await shoot("loop", "/admin/loop", (page) =>
@@ -220,7 +222,14 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
         expect(await page.locator("section", { hasText: "Rounds" }).locator("tbody tr").count()).toBe(3);
       }),
     );
-    await shoot("leaderboard", "/admin/leaderboard", (page) => dataOrUnavailable(page, async () => {}));
+    await shoot("leaderboard", "/admin/leaderboard", (page) =>
+      dataOrUnavailable(page, async () => {
+        // the three models the experiment's votes compare, each with its interval
+        expect(await page.locator("figure.chart").count()).toBe(1);
+        const table = (await page.locator("section", { hasText: "Ranking" }).textContent()) ?? "";
+        for (const id of ["ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"]) expect(table).toContain(id);
+      }),
+    );
   });
 
   it("sorts tables by keyboard and moves between pages from the menu at phone width", async () => {

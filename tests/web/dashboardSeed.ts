@@ -11,6 +11,7 @@ import { adapters, datasetSnapshots, loopRounds, trainingRuns } from "../../func
 import type { Deps } from "../../functions/src/deps.js";
 import { startExperiment } from "../../functions/src/experiments/start.js";
 import { rows } from "../../functions/src/platform/db/rows.js";
+import { refreshVoterQuality } from "../../functions/src/quality/refresh.js";
 import { Browser, seedBaseModel, seedReadyPairs } from "../api/votingHarness.js";
 
 export interface SeededPlatform {
@@ -258,5 +259,6 @@ export async function seedPlatform(deps: Deps, app: Hono): Promise<SeededPlatfor
     { n: 26, prefersChallenger: 0.74, decisionMs: 1100 },
     { n: 22, prefersChallenger: 0.7, decisionMs: 2000 },
   ]);
+  await refreshVoterQuality(deps);
   return { experimentId: exp.id, runningRunId: running?.id ?? "", champion: "ad_r2_dpo", votes };
 }

@@ -11,10 +11,16 @@ const ACCENT = "var(--accent)";
 const MUTED = "var(--muted)";
 const PALETTE = ["#6d5efc", "#ff7a59", "#14a38b", "#e0a100", "#d6336c", "#3b82f6"];
 
-/** The width a chart should take: its container's, within sensible bounds. */
-export function chartWidth(container?: Element | null): number {
-  const w = container?.clientWidth || document.getElementById("main")?.clientWidth || 640;
-  return Math.max(280, Math.min(960, w - 8));
+/**
+ * The width a chart should take: the page's content width, shared by `columns` panels side by
+ * side (one column below 760 px, where the grid stacks them), less the panels' padding.
+ */
+export function chartWidth(columns = 1): number {
+  const main = document.getElementById("main");
+  const inner = (main?.clientWidth ?? 640) - 48;
+  const cols = inner < 760 ? 1 : columns;
+  const per = (inner - (cols - 1) * 16) / cols - (cols > 1 ? 44 : 40);
+  return Math.round(Math.max(260, Math.min(960, per)));
 }
 
 function figure(svg: Element, caption: string, description: string): HTMLElement {
@@ -102,7 +108,7 @@ export function lineChart(
     height: 260,
     marginLeft: 48,
     marginRight: 16,
-    x: { label: opts.x, grid: true },
+    x: { label: opts.x, grid: true, ticks: Math.max(3, Math.floor((opts.width ?? chartWidth()) / 90)) },
     y: { label: opts.y, grid: true, ...(opts.yDomain ? { domain: opts.yDomain } : {}) },
     color: { domain: series, range: PALETTE, legend: series.length > 1 },
     marks: [

@@ -68,8 +68,11 @@ export async function fill(
 
 export const fmt = {
   int: (n: number | null | undefined) => (n == null ? "—" : Math.round(n).toLocaleString("en-US")),
-  num: (n: number | null | undefined, digits = 3) =>
-    n == null || !Number.isFinite(n) ? "—" : Number(n.toFixed(digits)).toString(),
+  num: (n: number | null | undefined, digits = 3) => {
+    if (n == null || !Number.isFinite(n)) return "—";
+    if (n !== 0 && Math.abs(n) < 10 ** -digits) return n.toPrecision(2); // 1e-4 stays 0.00010, not 0
+    return Number(n.toFixed(digits)).toString();
+  },
   pct: (n: number | null | undefined, digits = 1) =>
     n == null || !Number.isFinite(n) ? "—" : `${(n * 100).toFixed(digits)} %`,
   p: (n: number | null | undefined) =>

@@ -4,7 +4,7 @@
  * sample-ratio checks, guardrails, the per-category breakdown, sample pairs with their votes, and
  * the recorded decisions. Stop and promote are a person's override.
  */
-import { type BandPoint, type LinePoint, lineChart } from "../charts.js";
+import { type BandPoint, chartWidth, type LinePoint, lineChart } from "../charts.js";
 import { admin } from "../client.js";
 import { sortableTable } from "../table.js";
 import {
@@ -123,6 +123,7 @@ function armCharts(arm: Row, bar: number): HTMLElement[] {
       band,
       reference: bar,
       yDomain: [0, 1],
+      width: chartWidth(2),
     }),
   ];
   const timed = path.filter((p) => num(p, "at") != null || str(p, "at"));
@@ -138,6 +139,7 @@ function armCharts(arm: Row, bar: number): HTMLElement[] {
           band: timed.map((p) => ({ x: at(p), lower: num(p, "lower") ?? 0, upper: num(p, "upper") ?? 1 })),
           reference: bar,
           yDomain: [0, 1],
+          width: chartWidth(2),
         },
       ),
     );
@@ -420,10 +422,10 @@ export function experimentPage(route: Route): AdminPage {
                 : "—",
             ],
             ["Bar to clear", fmt.num(bar, 3)],
-            ["Method", str(e, "method.name", "method") ?? "—"],
             ["Error rate per arm", fmt.num(num(e, "alphaPerArm"), 4)],
             ["Started", fmt.date(str(e, "startedAt", "createdAt"))],
           ]),
+          h("p", { class: "muted" }, `Method: ${str(e, "method.name", "method") ?? "—"}.`),
           actions,
         ];
       },

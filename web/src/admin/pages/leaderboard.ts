@@ -57,7 +57,9 @@ export function leaderboardPage(route: Route): AdminPage {
     meta.textContent = [
       votes != null ? `${fmt.int(votes)} usable votes` : "",
       str(body, "method") ?? "",
-      str(body, "updatedAt", "computedAt") ? `computed ${fmt.ago(str(body, "updatedAt", "computedAt"))}` : "",
+      str(body, "generatedAt", "updatedAt")
+        ? `computed ${fmt.ago(str(body, "generatedAt", "updatedAt"))}`
+        : "",
     ]
       .filter(Boolean)
       .join(" · ");
@@ -81,7 +83,7 @@ export function leaderboardPage(route: Route): AdminPage {
             upper: upper(r) as number,
             highlight: pick(r, "status") === "champion" || pick(r, "champion") === true,
           })),
-          { caption: "Score with its confidence interval", x: "score →" },
+          { caption: "Rating with its 95 % interval (Elo scale)", x: "rating →" },
         );
       },
       "leaderboards",
@@ -100,11 +102,11 @@ export function leaderboardPage(route: Route): AdminPage {
         columns: [
           { label: "Rank", value: (r) => num(r, "rank"), numeric: true },
           { label: "Model", value: name },
-          { label: "Score", value: score, render: (r) => fmt.num(score(r), 3), numeric: true },
+          { label: "Score", value: score, render: (r) => fmt.num(score(r), 1), numeric: true },
           {
             label: "Interval",
             value: lower,
-            render: (r) => (lower(r) == null ? "—" : `${fmt.num(lower(r), 3)} – ${fmt.num(upper(r), 3)}`),
+            render: (r) => (lower(r) == null ? "—" : `${fmt.num(lower(r), 1)} – ${fmt.num(upper(r), 1)}`),
             numeric: true,
             wide: true,
           },

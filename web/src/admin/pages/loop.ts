@@ -39,15 +39,26 @@ function show(key: string, v: unknown): Node | string {
     if (/status|state|phase|stage/i.test(key)) return badge(v);
     return v;
   }
-  if (Array.isArray(v))
-    return v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
+  if (Array.isArray(v)) {
+    if (v.length === 0) return "—";
+    // {objective, space} pairs read as dpo/latent
+    return v
+      .map((x) =>
+        x && typeof x === "object"
+          ? Object.values(x as Row)
+              .map(String)
+              .join("/")
+          : String(x),
+      )
+      .join(", ");
+  }
   const o = v as Row;
   const summary = str(o, "summary", "description", "message", "reason");
   if (summary) return summary;
-  return Object.entries(o)
+  const parts = Object.entries(o)
     .filter(([, x]) => x == null || typeof x !== "object")
-    .map(([k, x]) => `${label(k)}: ${x ?? "—"}`)
-    .join(" · ");
+    .map(([k, x]) => `${label(k)}: ${typeof x === "number" ? fmt.num(x, 3) : (x ?? "—")}`);
+  return parts.length ? parts.join(" · ") : "—";
 }
 
 function roundsTable(rounds: Row[]): HTMLElement {
@@ -58,6 +69,7 @@ function roundsTable(rounds: Row[]): HTMLElement {
     descending: true,
     empty: "No rounds yet.",
     columns: [
+      { label: "Round", value: (r) => str(r, "id") },
       {
         label: "Started",
         value: (r) => str(r, "createdAt", "startedAt"),
@@ -86,10 +98,12 @@ function roundsTable(rounds: Row[]): HTMLElement {
             : "—",
       },
       {
-        label: "Outcome",
-        value: (r) => str(r, "outcome", "result", "reason", "decision.reason"),
+        label: "Runs",
+        value: (r) => listIn(pick(r, "trainingRunIds")).length,
+        numeric: true,
         wide: true,
       },
+      { label: "Note", value: (r) => str(r, "note", "outcome", "reason"), wide: true },
     ],
   });
 }

@@ -2,7 +2,7 @@
  * Training runs: the list with live progress, and one run's loss and implicit-accuracy curves
  * (training and held-out), refreshed while it runs.
  */
-import { type LinePoint, lineChart } from "../charts.js";
+import { chartWidth, type LinePoint, lineChart } from "../charts.js";
 import { admin } from "../client.js";
 import { sortableTable } from "../table.js";
 import {
@@ -154,7 +154,7 @@ export function trainingRunPage(route: Route): AdminPage {
           panel(
             "Loss",
             loss.length
-              ? lineChart(loss, { caption: "Loss by step", x: "step →", y: "↑ loss" })
+              ? lineChart(loss, { caption: "Loss by step", x: "step →", y: "↑ loss", width: chartWidth(2) })
               : note("empty", "No loss reported yet."),
           ),
           panel(
@@ -166,6 +166,7 @@ export function trainingRunPage(route: Route): AdminPage {
                   y: "↑ accuracy",
                   reference: 0.5,
                   yDomain: [0, 1],
+                  width: chartWidth(2),
                 })
               : note("empty", "No accuracy reported yet."),
           ),

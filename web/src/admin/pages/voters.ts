@@ -19,13 +19,18 @@ import {
 type Row = Record<string, unknown>;
 
 const voterId = (v: Row) => str(v, "id", "voterId") ?? "?";
-const flags = (v: Row): string[] => {
-  const f = pick<unknown>(v, "flags", "qualityFlags", "quality.flags");
+interface Flag {
+  code: string;
+  reason: string | null;
+}
+const flags = (v: Row): Flag[] => {
+  const f = pick<unknown>(v, "qualityFlags", "flags", "quality.flags");
   if (Array.isArray(f))
     return f.map((x) =>
-      typeof x === "string" ? x : (str(x, "reason", "flag", "name", "code") ?? JSON.stringify(x)),
+      typeof x === "string"
+        ? { code: x, reason: null }
+        : { code: str(x, "code", "flag", "name") ?? "flag", reason: str(x, "reason") },
     );
-  if (f && typeof f === "object") return Object.keys(f as Row);
   return [];
 };
 const excluded = (v: Row) => pick(v, "excluded", "isExcluded") === true || str(v, "status") === "excluded";
@@ -44,8 +49,12 @@ export function votersPage(): AdminPage {
     fill(
       table,
       async () => {
-        const all = listIn<Row>(await admin.get<unknown>("/api/admin/voters"), "voters", "items");
-        const rows = onlyFlagged.checked ? all.filter((v) => flags(v).length > 0 || excluded(v)) : all;
+        const filter = onlyFlagged.checked ? "flagged" : "all";
+        const rows = listIn<Row>(
+          await admin.get<unknown>(`/api/admin/voters?filter=${filter}&limit=200`),
+          "voters",
+          "items",
+        );
         return sortableTable<Row>({
           caption: "Voters",
           rows,
@@ -67,29 +76,21 @@ export function votersPage(): AdminPage {
             },
             { label: "Gold accuracy", value: goldAcc, render: (v) => fmt.pct(goldAcc(v), 0), numeric: true },
             {
-              label: "Median decision",
-              value: (v) => num(v, "medianDecisionMs", "decisionMedianMs"),
-              render: (v) => {
-                const ms = num(v, "medianDecisionMs", "decisionMedianMs");
-                return ms == null ? "—" : `${(ms / 1000).toFixed(1)} s`;
-              },
-              numeric: true,
-              wide: true,
-            },
-            {
               label: "Flags and reasons",
-              value: (v) => flags(v).join(", "),
+              value: (v) =>
+                flags(v)
+                  .map((f) => f.code)
+                  .join(", "),
               render: (v) => {
                 const f = flags(v);
-                const reason = str(v, "exclusionReason", "reason", "quality.reason");
-                return f.length || reason
-                  ? h(
-                      "div",
-                      { class: "flags" },
-                      ...f.map((x) => badge(x)),
-                      reason ? h("small", {}, reason) : "",
-                    )
-                  : "—";
+                const override = str(v, "qualityOverride");
+                if (f.length === 0 && !override) return "—";
+                return h(
+                  "ul",
+                  { class: "flags" },
+                  ...f.map((x) => h("li", {}, badge(x.code), x.reason ? h("small", {}, ` ${x.reason}`) : "")),
+                  ...(override ? [h("li", {}, h("small", {}, `set by hand: ${override}`))] : []),
+                );
               },
             },
             {
@@ -134,7 +135,7 @@ export function votersPage(): AdminPage {
   const root = pageRoot(
     "Voters & quality",
     "Raters are checked for one-sided streaks, too-fast decisions, outlying agreement and gold-pair accuracy. Excluded voters' votes count nowhere.",
-    h("div", { class: "toolbar" }, h("label", { class: "check" }, onlyFlagged, " Only flagged or excluded")),
+    h("div", { class: "toolbar" }, h("label", { class: "check" }, onlyFlagged, " Only flagged voters")),
     panel("Voters", table),
   );
   return { title: "Voters & quality", root, mount: async () => void (await draw()), unmount() {} };
