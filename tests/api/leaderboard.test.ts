@@ -115,3 +115,18 @@ describe.each(["pglite", "postgres"] as const)("GET /api/leaderboard on %s", (db
     expect((await service.get()).votes).toBe(first.votes + 1);
   });
 });
+
+describe("GET /api/leaderboard before any vote", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await openHarness("pglite");
+  });
+  afterAll(async () => h?.close());
+
+  it("answers an empty leaderboard, not an error", async () => {
+    const res = await createApp(h.deps).request("/api/leaderboard");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Json;
+    expect(body).toMatchObject({ votes: 0, voters: 0, models: [], categories: [] });
+  });
+});

@@ -131,6 +131,22 @@ describe.each(["pglite", "postgres"] as const)("refreshVoterQuality on %s", (db)
     expect(clicker.gold_correct).toBeLessThan(45);
   });
 
+  it("checks at most maxVoters per call, never-checked voters first", async () => {
+    await writeVoteTable(
+      h.deps,
+      [
+        { voter: "new1", left: "good", right: "base", choice: "left" },
+        { voter: "new2", left: "good", right: "base", choice: "right" },
+        { voter: "honest1", left: "good", right: "base", choice: "left" },
+      ],
+      new Date(),
+    );
+    expect(await refreshVoterQuality(h.deps, { maxVoters: 2 })).toEqual({ checked: 2, flagged: 0 });
+    expect((await state("new1")).quality_checked_at).not.toBeNull();
+    expect((await state("new2")).quality_checked_at).not.toBeNull();
+    expect(await refreshVoterQuality(h.deps, { maxVoters: 2 })).toEqual({ checked: 1, flagged: 0 });
+  });
+
   it("checks only voters with new votes, and a person's override wins over the flags", async () => {
     expect(await refreshVoterQuality(h.deps)).toEqual({ checked: 0, flagged: 0 });
     await h.deps.db.orm.execute(sql`update voters set quality_override = 'include' where id = 'lefty'`);

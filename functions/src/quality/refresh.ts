@@ -46,7 +46,10 @@ function sides(r: Pick<VoteRow, "left_is" | "model_a" | "model_b">): { left: str
   return r.left_is === "b" ? { left: r.model_b, right: r.model_a } : { left: r.model_a, right: r.model_b };
 }
 
-/** Wins and losses of everyone on each oriented model pair (ties are left out, as in FastChat). */
+/**
+ * Wins and losses of everyone on each oriented model pair (ties are left out, as in FastChat),
+ * excluded voters left out: a crowd of spammers must not become the standard others are held to.
+ */
 async function populationCounts(
   deps: Pick<Deps, "db">,
 ): Promise<Map<string, { wins: number; losses: number }>> {
@@ -55,7 +58,8 @@ async function populationCounts(
   >(
     deps.db.orm,
     sql`select choice, left_is, model_a, model_b, count(*) as n from (
-      select ${VOTE_COLUMNS} where not (p.kind = 'gold' or p.is_gold) and v.choice in ('left', 'right')
+      select ${VOTE_COLUMNS} join voters vr on vr.id = v.voter_id
+      where not (p.kind = 'gold' or p.is_gold) and v.choice in ('left', 'right') and not vr.excluded
     ) t group by choice, left_is, model_a, model_b`,
   );
   const counts = new Map<string, { wins: number; losses: number }>();
@@ -70,9 +74,13 @@ async function populationCounts(
   return counts;
 }
 
+/** Voters re-checked per call at most (never-checked first, then the longest unchecked); the rest wait for the next tick. */
+export const MAX_VOTERS_PER_REFRESH = 5000;
+
 /** Re-checks the voters with votes newer than their last check; returns how many and how many are flagged. */
 export async function refreshVoterQuality(
   deps: Pick<Deps, "db" | "config" | "log">,
+  opts: { maxVoters?: number } = {},
 ): Promise<{ checked: number; flagged: number }> {
   const [clock] = await rows<{ now: string }>(deps.db.orm, sql`select now()::text as now`);
   const checkedAt = (clock as { now: string }).now;
@@ -81,7 +89,7 @@ export async function refreshVoterQuality(
     sql`select vr.id, vr.quality_flags, vr.quality_override from voters vr
         where exists (select 1 from votes v where v.voter_id = vr.id
           and (vr.quality_checked_at is null or v.created_at > vr.quality_checked_at))
-        order by vr.id`,
+        order by vr.quality_checked_at nulls first, vr.id limit ${opts.maxVoters ?? MAX_VOTERS_PER_REFRESH}`,
   );
   if (due.length === 0) return { checked: 0, flagged: 0 };
   const population = await populationCounts(deps);
