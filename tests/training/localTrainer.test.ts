@@ -91,7 +91,7 @@ describe("local training loop", () => {
         batchSize: 2,
         gradientAccumulation: 1,
         seed: 0,
-        extra: {},
+        extra: { evalEvery: -1 },
       },
     };
     const stop = startLocalConsumers(deps);
