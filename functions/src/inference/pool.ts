@@ -177,9 +177,15 @@ export class InferencePool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new and queued requests, lets the running ones finish (up to `graceMs`: terminating a
+   * worker while onnxruntime runs in it aborts the whole process), then stops the workers.
+   */
+  async close(graceMs = 30_000): Promise<void> {
     this.closed = true;
     for (const task of this.queue.splice(0)) task.reject(new Error("inference pool closed"));
+    const deadline = Date.now() + graceMs;
+    while (this.inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
     if (this.local) await this.local.release();
