@@ -101,19 +101,22 @@ export async function baseModelLoopStatus(deps: StatusDeps, baseModelId: string,
   } else if (round?.status === "training") {
     const open = runs.filter((r) => r.status === "queued" || r.status === "running");
     const eta = Math.max(0, ...open.map((r) => r.progress?.etaSeconds ?? 0));
-    next = open.length
-      ? {
-          action: "wait_for_training",
-          detail: `${runs.length - open.length} of ${runs.length} training run(s) finished`,
-          expectedAt: open.every((r) => r.progress?.etaSeconds != null)
-            ? at(now, eta + loop.checkSeconds)
-            : null,
-        }
-      : {
-          action: "wait_for_training",
-          detail: "all runs finished; the next tick settles the round",
-          expectedAt: nextTick,
-        };
+    next =
+      runs.length === 0
+        ? { action: "wait_for_training", detail: "exporting the round's snapshot", expectedAt: null }
+        : open.length
+          ? {
+              action: "wait_for_training",
+              detail: `${runs.length - open.length} of ${runs.length} training run(s) finished`,
+              expectedAt: open.every((r) => r.progress?.etaSeconds != null)
+                ? at(now, eta + loop.checkSeconds)
+                : null,
+            }
+          : {
+              action: "wait_for_training",
+              detail: "all runs finished; the next tick settles the round",
+              expectedAt: nextTick,
+            };
   } else if (round?.status === "experimenting") {
     next = {
       action: "start_experiment",
