@@ -126,6 +126,20 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     await anon.getByLabel("Admin key").fill(ADMIN_KEY);
     await anon.getByRole("button", { name: "Sign in" }).click();
     await anon.getByRole("heading", { level: 1, name: "Experiments" }).waitFor();
+    // a session that ends (expired, or signed out in another tab) brings the form back, in words
+    await fresh.clearCookies();
+    await anon.getByRole("navigation", { name: "Dashboard" }).getByRole("link", { name: "Adapters" }).click();
+    await anon.getByRole("heading", { level: 1, name: "Sign in to the dashboard" }).waitFor();
+    expect(await anon.getByRole("alert").textContent()).toMatch(/session has ended/);
+    await anon.getByLabel("Admin key").fill(ADMIN_KEY);
+    await anon.getByRole("button", { name: "Sign in" }).click();
+    await anon.getByRole("heading", { level: 1, name: "Adapters" }).waitFor();
+    // signing out clears the cookie
+    await anon.getByRole("button", { name: "Sign out" }).click();
+    await anon.getByRole("heading", { level: 1, name: "Sign in to the dashboard" }).waitFor();
+    expect(
+      (await fresh.cookies(`${url}/api/admin/session`)).find((c) => c.name === "prefloop_admin"),
+    ).toBeUndefined();
     await fresh.close();
   });
 

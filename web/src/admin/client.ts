@@ -36,6 +36,10 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<{ 
     if (res.status === 404 && (err?.code === "not_found" || !err)) {
       throw new NotAvailable(`${method} ${path} is not available on this server.`);
     }
+    if (res.status === 401 && path !== "/api/admin/session") {
+      // the session expired or was signed out elsewhere: the shell shows the sign-in form
+      window.dispatchEvent(new CustomEvent("admin:signed-out"));
+    }
     const retry = res.headers.get("retry-after");
     throw new ApiRequestError(
       res.status,

@@ -122,6 +122,28 @@ function showSignedIn(expiresAt: string | null, via: string | null): void {
   who.replaceChildren(h("span", {}, via === "key" ? "Admin (key)" : `Signed in${until}`), out);
 }
 
+/** The sign-in form in place of the page; the page comes back once signed in. */
+function askToSignIn(problem: string | null): void {
+  page?.unmount();
+  page = null;
+  nav.hidden = true;
+  toggle?.setAttribute("hidden", "");
+  who.replaceChildren();
+  const signIn = signInPage(async (key) => {
+    const s = await admin.signIn(key);
+    nav.hidden = false;
+    toggle?.removeAttribute("hidden");
+    showSignedIn(s.expiresAt, s.via);
+    render(true);
+  }, problem);
+  main.replaceChildren(signIn.root);
+  void signIn.mount();
+}
+
+window.addEventListener("admin:signed-out", () => {
+  if (page) askToSignIn("Your session has ended; sign in again.");
+});
+
 async function start(): Promise<void> {
   // A sign-in link carries the key in the fragment (never sent to the server or kept in history).
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("key");
@@ -129,20 +151,7 @@ async function start(): Promise<void> {
   let session = fromLink ? await admin.signIn(fromLink).catch(() => null) : null;
   session ??= await admin.session().catch(() => null);
   if (!session) {
-    nav.hidden = true;
-    toggle?.setAttribute("hidden", "");
-    const signIn = signInPage(
-      async (key) => {
-        const s = await admin.signIn(key);
-        nav.hidden = false;
-        toggle?.removeAttribute("hidden");
-        showSignedIn(s.expiresAt, s.via);
-        render(true);
-      },
-      fromLink ? "That sign-in link is not valid (any more); paste the admin key instead." : null,
-    );
-    main.replaceChildren(signIn.root);
-    void signIn.mount();
+    askToSignIn(fromLink ? "That sign-in link is not valid (any more); paste the admin key instead." : null);
     return;
   }
   showSignedIn(session.expiresAt, session.via);
