@@ -48,7 +48,7 @@ export function playgroundPage(): AdminPage {
   const dice = h(
     "button",
     { type: "button", class: "btn btn-plain", "aria-label": "Pick a random seed" },
-    "🎲",
+    "Random",
   );
   dice.addEventListener("click", () => {
     seed.value = String(Math.floor(Math.random() * 100000));
