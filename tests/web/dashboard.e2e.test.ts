@@ -95,17 +95,6 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     }
   };
 
-  /** A page whose API has not landed on this server shows a clear note; otherwise its data. */
-  const dataOrUnavailable = async (page: Page, data: () => Promise<void>) => {
-    if ((await page.locator(".note-unavailable").count()) > 0) {
-      expect(await page.locator(".note-unavailable").first().textContent()).toMatch(
-        /Not available on this server yet/,
-      );
-      return;
-    }
-    await data();
-  };
-
   it("the sign-in link lands on the dashboard with an httpOnly session cookie and no key in the address", async () => {
     const cookies = await desktop.cookies(`${url}/api/admin/session`);
     const session = cookies.find((c) => c.name === "prefloop_admin");
@@ -153,97 +142,89 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
   });
 
   it("experiment: win rate with its band, decision state, SRM, guardrails, categories, sample votes", async () => {
-    await shoot("experiments", "/admin/experiments", (page) =>
-      dataOrUnavailable(page, async () => {
-        const row = page.locator("tbody tr").first();
-        expect(await row.textContent()).toContain("round 3");
-        expect(await row.textContent()).toContain(String(seeded.votes));
-      }),
-    );
-    await shoot("experiment", `/admin/experiments/${seeded.experimentId}`, (page) =>
-      dataOrUnavailable(page, async () => {
-        await page.locator("figure.chart svg").first().waitFor();
-        expect(await page.locator("figure.chart").count()).toBeGreaterThanOrEqual(2);
-        const text = (await page.locator("main").textContent()) ?? "";
-        for (const words of [
-          "cpo-ncp vs control",
-          "sft-latent vs control",
-          "Sample-ratio checks",
-          "Guardrails",
-          "By category",
-          "left/right placement",
-        ])
-          expect(text).toContain(words);
-        await expect
-          .poll(() => page.locator("section", { hasText: "Sample pairs" }).locator("tbody tr").count())
-          .toBe(12);
-      }),
-    );
+    await shoot("experiments", "/admin/experiments", async (page) => {
+      const row = page.locator("tbody tr").first();
+      expect(await row.textContent()).toContain("round 3");
+      expect(await row.textContent()).toContain(String(seeded.votes));
+    });
+    await shoot("experiment", `/admin/experiments/${seeded.experimentId}`, async (page) => {
+      await page.locator("figure.chart svg").first().waitFor();
+      expect(await page.locator("figure.chart").count()).toBeGreaterThanOrEqual(2);
+      const text = (await page.locator("main").textContent()) ?? "";
+      for (const words of [
+        "cpo-ncp vs control",
+        "sft-latent vs control",
+        "Sample-ratio checks",
+        "Guardrails",
+        "By category",
+        "left/right placement",
+      ])
+        expect(text).toContain(words);
+      await expect
+        .poll(() => page.locator("section", { hasText: "Sample pairs" }).locator("tbody tr").count())
+        .toBe(12);
+    });
   });
 
-  it("adapters, training runs, snapshots, voters, loop, leaderboard: data or a clear 'not available'", async () => {
-    const dataOrUnavailable = async (page: Page, data: () => Promise<void>) => {
-      if ((await page.locator(".note-unavailable").count()) > 0) {
-        expect(await page.locator(".note-unavailable").first().textContent()).toMatch(
-          /not available on this server yet/,
-        );
-        return;
-      }
-      await data();
-    };
-    await shoot("adapters", "/admin/adapters", (page) =>
-      dataOrUnavailable(page, async () => {
-        expect(await page.locator(".tree .node").count()).toBe(5); // the base and four adapters
-        const champion = page.locator(".tree .node-champion");
-        expect(await champion.textContent()).toContain("ad_r2_dpo");
-        // the champion sits two levels under the base: base → ad_r1_dpo → ad_r2_dpo
-        expect(
-          await champion.evaluate(
-            (n) => n.closest("ul ul")?.parentElement?.querySelector("code")?.textContent,
-          ),
-        ).toBe("ad_r1_dpo");
-        for (const id of ["ad_r1_dpo", "ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"])
-          expect(await page.locator("tbody").textContent()).toContain(id);
+  it("adapters (lineage), training runs (progress, curves), snapshots, voters (flags), loop, leaderboard", async () => {
+    await shoot("adapters", "/admin/adapters", async (page) => {
+      expect(await page.locator(".tree .node").count()).toBe(5); // the base and four adapters
+      const champion = page.locator(".tree .node-champion");
+      expect(await champion.textContent()).toContain("ad_r2_dpo");
+      // the champion sits two levels under the base: base → ad_r1_dpo → ad_r2_dpo
+      expect(
+        await champion.evaluate((n) => n.closest("ul ul")?.parentElement?.querySelector("code")?.textContent),
+      ).toBe("ad_r1_dpo");
+      for (const id of ["ad_r1_dpo", "ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"])
+        expect(await page.locator("tbody").textContent()).toContain(id);
+    });
+    await shoot("training-runs", "/admin/training-runs", async (page) => {
+      expect(await page.locator("tbody tr").count()).toBe(5);
+    });
+    await shoot("training-run", `/admin/training-runs/${seeded.runningRunId}`, async (page) => {
+      expect(await page.locator("figure.chart").count()).toBe(2);
+      expect(await page.locator("progress").first().getAttribute("value")).toBe("0.6");
+    });
+    await shoot("snapshots", "/admin/snapshots", async (page) => {
+      expect(await page.locator("tbody tr").count()).toBe(3);
+    });
+    await shoot("voters", "/admin/voters", async (page) => {
+      expect(await page.locator("tbody tr").count()).toBeGreaterThanOrEqual(7);
+      // the fast, one-sided voter is flagged with a reason
+      expect(await page.locator("ul.flags li").count()).toBeGreaterThanOrEqual(1);
+    });
+    await shoot("loop", "/admin/loop", async (page) => {
+      const story = (await page.locator(".story").textContent()) ?? "";
+      expect(story).toContain("Round round_3: A/B-testing its challengers");
+      expect(await page.locator("section", { hasText: "Rounds" }).locator("tbody tr").count()).toBe(3);
+    });
+    await shoot("leaderboard", "/admin/leaderboard", async (page) => {
+      // the three models the experiment's votes compare, each with its interval
+      expect(await page.locator("figure.chart").count()).toBe(1);
+      const table = (await page.locator("section", { hasText: "Ranking" }).textContent()) ?? "";
+      for (const id of ["ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"]) expect(table).toContain(id);
+    });
+  });
+
+  it("a page whose API this server lacks says so instead of breaking", async () => {
+    const page = await desktop.newPage();
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.route("**/api/admin/adapters*", (route) =>
+      route.fulfill({
+        status: 404,
+        contentType: "application/json",
+        body: JSON.stringify({
+          error: { code: "not_found", message: "No route for GET /api/admin/adapters." },
+        }),
       }),
     );
-    await shoot("training-runs", "/admin/training-runs", (page) =>
-      dataOrUnavailable(page, async () => {
-        expect(await page.locator("tbody tr").count()).toBe(5);
-      }),
+    await page.goto(`${url}/admin/adapters`);
+    await page.locator(".note-unavailable").waitFor();
+    expect(await page.locator(".note-unavailable").textContent()).toBe(
+      "Not available on this server yet: adapters.",
     );
-    await shoot("training-run", `/admin/training-runs/${seeded.runningRunId}`, (page) =>
-      dataOrUnavailable(page, async () => {
-        expect(await page.locator("figure.chart").count()).toBe(2);
-        expect(await page.locator("progress").first().getAttribute("value")).toBe("0.6");
-      }),
-    );
-    await shoot("snapshots", "/admin/snapshots", (page) =>
-      dataOrUnavailable(page, async () => {
-        expect(await page.locator("tbody tr").count()).toBe(3);
-      }),
-    );
-    await shoot("voters", "/admin/voters", (page) =>
-      dataOrUnavailable(page, async () => {
-        expect(await page.locator("tbody tr").count()).toBeGreaterThanOrEqual(7);
-        // the fast, one-sided voter is flagged with a reason
-        expect(await page.locator("ul.flags li").count()).toBeGreaterThanOrEqual(1);
-      }),
-    );
-    await shoot("loop", "/admin/loop", (page) =>
-      dataOrUnavailable(page, async () => {
-        const story = (await page.locator(".story").textContent()) ?? "";
-        expect(story).toContain("Round round_3: A/B-testing its challengers");
-        expect(await page.locator("section", { hasText: "Rounds" }).locator("tbody tr").count()).toBe(3);
-      }),
-    );
-    await shoot("leaderboard", "/admin/leaderboard", (page) =>
-      dataOrUnavailable(page, async () => {
-        // the three models the experiment's votes compare, each with its interval
-        expect(await page.locator("figure.chart").count()).toBe(1);
-        const table = (await page.locator("section", { hasText: "Ranking" }).textContent()) ?? "";
-        for (const id of ["ad_r2_dpo", "ad_r3_cpo", "ad_r3_sft"]) expect(table).toContain(id);
-      }),
-    );
+    expect(await page.locator(".note-error").count()).toBe(0);
+    await page.close();
   });
 
   it("sorts tables by keyboard and moves between pages from the menu at phone width", async () => {
