@@ -6,10 +6,10 @@
  * used for new pairs at once.
  */
 import { eq, sql } from "drizzle-orm";
+import { currentChampion } from "../adapters/registry.js";
 import { baseModels, experiments } from "../db/schema.js";
 import type { Arm } from "../domain/pairing.js";
 import type { Db } from "../platform/db/port.js";
-import { rows } from "../platform/db/rows.js";
 
 export interface ServingModel {
   baseModelId: string;
@@ -30,13 +30,9 @@ export interface ExperimentModel extends ServingModel {
   status: string;
 }
 
-/** The champion adapter of a base model, or null when the base model itself serves. */
+/** The champion adapter of a base model (the adapter registry's), or null when the base model itself serves. */
 export async function championOf(db: Db, baseModelId: string): Promise<string | null> {
-  const [r] = await rows<{ id: string }>(
-    db.orm,
-    sql`select id from adapters where base_model_id = ${baseModelId} and status = 'champion' limit 1`,
-  );
-  return r?.id ?? null;
+  return (await currentChampion(db, baseModelId))?.id ?? null;
 }
 
 /** The serving base model (the newest registered) and its champion, or null when none is registered. */
