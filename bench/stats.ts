@@ -8,7 +8,8 @@
  *    votes: the share ever declared significant (the interval leaves ½ out) at α = 0.05, for our
  *    confidence sequence, GrowthBook's sequential interval (gbstats' formula, S = 5,000, σ̂ the
  *    plain standard deviation, read from 100 votes on), the same with a cluster-robust σ̂, and a
- *    fixed-horizon z-test; then again with voters who differ more (τ = 0.15 and 0.25).
+ *    fixed-horizon z-test; then again with voters who differ more (τ = 0.15 and 0.25), and with
+ *    voters who cast all their votes in a row (τ = 0.1 and 0.25).
  * 2. Power: `--power` experiments at p = 0.55, 0.60, 0.70 (same voters): median votes to a
  *    decision (never decided by 10,000 = 10,000) for each method, and the ratio ours/GrowthBook.
  * 3. SRM: a 52/48 left/right placement (votes to the alarm, share fired within 20,000) and
@@ -22,7 +23,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { repoRoot } from "../functions/src/config.js";
-import { DEFAULT_TUNING_VOTES, PRIOR_VOTES } from "../functions/src/domain/stats/confidenceSequence.js";
+import { DEFAULT_TUNING_VOTES, PRIOR_VOTERS } from "../functions/src/domain/stats/confidenceSequence.js";
 import { seededRandom } from "../functions/src/domain/stats/random.js";
 import { assessRater } from "../functions/src/domain/stats/raterQuality.js";
 import { srmLogBayesFactor } from "../functions/src/domain/stats/sampleRatioMismatch.js";
@@ -45,7 +46,7 @@ const { values: args } = parseArgs({
     raters: { type: "string", default: "2000" },
     seed: { type: "string", default: "1" },
     tuning: { type: "string", default: String(DEFAULT_TUNING_VOTES) },
-    prior: { type: "string", default: String(PRIOR_VOTES) },
+    prior: { type: "string", default: String(PRIOR_VOTERS) },
     spread: { type: "string", default: String(DEFAULT_POPULATION.voterSpread) },
     "gb-min": { type: "string", default: "100" },
   },
@@ -55,7 +56,7 @@ const MAX_VOTES = 10_000;
 const settings = {
   alpha: ALPHA,
   tuningVotes: Number(args.tuning),
-  priorVotes: Number(args.prior),
+  priorVoters: Number(args.prior),
   growthBookS: 5000,
   growthBookMinVotes: Number(args["gb-min"]),
 };
@@ -84,20 +85,26 @@ const aaFixed = aa.filter((d) => d.fixed.rejected).length / aaRuns;
 log(`A/A ${JSON.stringify(aaRate)} fixed ${aaFixed}`);
 
 // A/A with voters who differ more (smaller runs): how each method's error grows with clustering.
-const aaByClustering = [0.15, 0.25].map((voterSpread) => {
+const scenarios = [
+  { voterSpread: 0.15, arrival: "interleaved" },
+  { voterSpread: 0.25, arrival: "interleaved" },
+  { voterSpread: 0.1, arrival: "bursts" },
+  { voterSpread: 0.25, arrival: "bursts" },
+] as const;
+const aaByClustering = scenarios.map(({ voterSpread, arrival }) => {
   const runs = aaRuns;
   const ds: FirstDecision[] = [];
   for (let r = 0; r < runs; r++)
     ds.push(
       firstDecisions(
-        simulateVotes(random, { ...population, voterSpread }, MAX_VOTES),
+        simulateVotes(random, { ...population, voterSpread, arrival }, MAX_VOTES),
         settings,
         MAX_VOTES + 1,
       ),
     );
   const rates = Object.fromEntries(METHODS.map((m) => [m, ds.filter((d) => d[m] !== null).length / runs]));
-  log(`A/A spread ${voterSpread} ${JSON.stringify(rates)}`);
-  return { voterSpread, runs, everSignificantShare: rates };
+  log(`A/A spread ${voterSpread} ${arrival} ${JSON.stringify(rates)}`);
+  return { voterSpread, arrival, runs, everSignificantShare: rates };
 });
 
 // 2. Power

@@ -23,6 +23,12 @@ export interface Population {
   bothBadRate: number;
   /** Share of heavy voters (30–50 votes); the rest vote a geometric number of times (mean 4), at most 50. */
   heavyShare: number;
+  /**
+   * `interleaved`: all voters' votes in a random order; `bursts`: voters arrive one after another
+   * and cast all their votes in a row (one person's session at a time: the hard case, where the
+   * first hundred votes may come from three people).
+   */
+  arrival: "interleaved" | "bursts";
 }
 
 export const DEFAULT_POPULATION: Population = {
@@ -32,6 +38,7 @@ export const DEFAULT_POPULATION: Population = {
   tieRate: 0.05,
   bothBadRate: 0.03,
   heavyShare: 0.05,
+  arrival: "interleaved",
 };
 
 export interface SimVote {
@@ -60,6 +67,7 @@ export function simulateVotes(random: Random, pop: Population, votes: number): S
       pending.push({ voterId: id, y, challengerOnLeft: onLeft });
     }
   }
+  if (pop.arrival === "bursts") return pending.slice(0, votes);
   // Interleave: a random order of all votes (Fisher–Yates).
   for (let i = pending.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -71,7 +79,7 @@ export function simulateVotes(random: Random, pop: Population, votes: number): S
 export interface MethodSettings {
   alpha: number;
   tuningVotes: number;
-  priorVotes: number;
+  priorVoters: number;
   growthBookS: number;
   /** Votes before GrowthBook's interval is read (its σ̂ is 0 after a few equal votes). */
   growthBookMinVotes: number;
@@ -113,7 +121,7 @@ export function firstDecisions(votes: readonly SimVote[], s: MethodSettings, fix
     if (!out.ours) {
       const ci = confidenceInterval(summary, s.alpha, {
         tuningVotes: s.tuningVotes,
-        priorVotes: s.priorVotes,
+        priorVoters: s.priorVoters,
       });
       if (ci.lower > 0.5 || ci.upper < 0.5) out.ours = { n, above: ci.lower > 0.5 };
     }

@@ -23,7 +23,8 @@ np.Inf = np.inf  # noqa: N816
 from ssrm_test import ssrm_test  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stats"
-PRIOR_VOTES = 10
+PRIOR_VOTERS = 20
+PRIOR_VOTER_VARIANCE = 0.04
 TUNING_VOTES = 500
 
 
@@ -64,11 +65,14 @@ def clustered(y, groups):
     return float(fit.params[0]), float(fit.bse[0]) ** 2
 
 
-def mixture(y, groups, alpha, tuning=TUNING_VOTES, prior=PRIOR_VOTES):
+def mixture(y, groups, alpha, tuning=TUNING_VOTES, prior=PRIOR_VOTERS):
     n = len(y)
     mean, var_mean = clustered(y, groups)
     per_vote = max(n * var_mean, float(np.var(np.asarray(y, float), ddof=1)))
-    sigma2 = (n * per_vote + prior * 0.25) / (n + prior)
+    _, sizes = np.unique(np.asarray(groups), return_counts=True)
+    voters = len(sizes)
+    prior_var = 0.25 + max(0.0, float(np.sum(sizes.astype(float) ** 2)) / n - 1) * PRIOR_VOTER_VARIANCE
+    sigma2 = (voters * per_vote + prior * prior_var) / (voters + prior)
     rho = math.sqrt((-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tuning)
     v = n * rho * rho + 1
     half = math.sqrt(sigma2) * math.sqrt(2 * v * math.log(math.sqrt(v) / alpha)) / (n * rho)
@@ -151,7 +155,7 @@ def experiments():
                 path.append({"n": k, "estimate": float(np.mean(y[:k])), "lower": 0, "upper": 1, "pValue": pmin})
     write(
         "experiments.json",
-        {"tuningVotes": TUNING_VOTES, "priorVotes": PRIOR_VOTES, "cases": cases, "path": {"alpha": alpha, "every": 25, "rows": rows, "points": path}},
+        {"tuningVotes": TUNING_VOTES, "priorVoters": PRIOR_VOTERS, "priorVoterVariance": PRIOR_VOTER_VARIANCE, "cases": cases, "path": {"alpha": alpha, "every": 25, "rows": rows, "points": path}},
     )
 
 

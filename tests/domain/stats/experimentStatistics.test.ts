@@ -12,7 +12,8 @@ const fixture = JSON.parse(
   readFileSync(new URL("../../fixtures/stats/experiments.json", import.meta.url), "utf8"),
 ) as {
   tuningVotes: number;
-  priorVotes: number;
+  priorVoters: number;
+  priorVoterVariance: number;
   cases: {
     name: string;
     arms: string[];
@@ -53,7 +54,8 @@ describe("experimentStatistics against the Python reference", () => {
     });
     expect(out.alphaPerArm).toBeCloseTo(c.alpha / c.arms.length, 15);
     expect(out.method.tuningVotes).toBe(fixture.tuningVotes);
-    expect(out.method.priorVotes).toBe(fixture.priorVotes);
+    expect(out.method.priorVoters).toBe(fixture.priorVoters);
+    expect(out.method.priorVoterVariance).toBe(fixture.priorVoterVariance);
     for (const arm of c.arms) {
       const got = out.arms.find((a) => a.arm === arm);
       close(got, c.expected[arm], arm);

@@ -9,7 +9,10 @@ import {
   simulateRater,
   simulateVotes,
 } from "../../../bench/statsSimulation.js";
-import { DEFAULT_TUNING_VOTES, PRIOR_VOTES } from "../../../functions/src/domain/stats/confidenceSequence.js";
+import {
+  DEFAULT_TUNING_VOTES,
+  PRIOR_VOTERS,
+} from "../../../functions/src/domain/stats/confidenceSequence.js";
 import { seededRandom } from "../../../functions/src/domain/stats/random.js";
 import { assessRater } from "../../../functions/src/domain/stats/raterQuality.js";
 import { srmLogBayesFactor } from "../../../functions/src/domain/stats/sampleRatioMismatch.js";
@@ -17,7 +20,7 @@ import { srmLogBayesFactor } from "../../../functions/src/domain/stats/sampleRat
 const settings = {
   alpha: 0.05,
   tuningVotes: DEFAULT_TUNING_VOTES,
-  priorVotes: PRIOR_VOTES,
+  priorVoters: PRIOR_VOTERS,
   growthBookS: 5000,
   growthBookMinVotes: 100,
 };

@@ -20,6 +20,8 @@ export interface ClusteredMeanSummary {
   varianceOfMean: number;
   /** The outcomes' own sample variance (n − 1 in the denominator; 0 below two outcomes). */
   variance: number;
+  /** Σ n_v² / n: the size of the voter an average vote comes from (1 when every voter voted once). */
+  clusterSize: number;
 }
 
 export class ClusteredMean {
@@ -54,7 +56,8 @@ export class ClusteredMean {
     const varianceOfMean =
       voters < 2 ? Number.POSITIVE_INFINITY : ((voters / (voters - 1)) * residualSumSq) / (n * n);
     const variance = n > 1 ? Math.max(0, (this.sumY2 - n * mean * mean) / (n - 1)) : 0;
-    return { n, voters, mean, residualSumSq, varianceOfMean, variance };
+    const clusterSize = n > 0 ? this.sumN2 / n : 0;
+    return { n, voters, mean, residualSumSq, varianceOfMean, variance, clusterSize };
   }
 }
 

@@ -1,22 +1,28 @@
 /**
  * An anytime-valid confidence sequence for the mean of bounded outcomes clustered by voter: the
  * normal-mixture boundary of Robbins (the asymptotic confidence sequence of Waudby-Smith et al.,
- * arXiv 2103.06476, which GrowthBook's sequential test also uses) applied with the
- * cluster-robust variance of `clusteredMean.ts`.
+ * arXiv 2103.06476, which GrowthBook's sequential test also uses) applied with a cluster-robust
+ * variance (`clusteredMean.ts`).
  *
  *   half-width(n) = σ̃ · √( 2(nρ² + 1) · ln(√(nρ² + 1) / α) ) / (nρ)
- *   ρ = √( (−2 ln α + ln(1 − 2 ln α)) / T )        (T: the votes the boundary is tightest near)
- *   σ̃² = (n·σ̂² + k₀/4) / (n + k₀),  σ̂² = max(n·V̂, s²)   (V̂ the cluster-robust variance of the
- *                                                         mean, s² the votes' plain variance)
+ *   ρ   = √( (−2 ln α + ln(1 − 2 ln α)) / T )       (T: the votes the boundary is tightest near)
+ *   σ̂²  = max( n·V̂, s² )                            (V̂ cluster-robust variance of the mean, s² the
+ *                                                     votes' plain variance)
+ *   σ₀² = 1/4 + (m − 1)·τ₀²                          (m = Σ n_v²/n, τ₀² = 0.04)
+ *   σ̃²  = (G·σ̂² + g₀·σ₀²) / (G + g₀)                (G voters, g₀ = 20 pseudo-voters)
  *
  * Why this one (STATISTICS.md has the long version): betting confidence sequences for bounded
  * outcomes are exact, but only when each new outcome has mean p given the past; a voter's next
  * vote is predictable from their earlier ones (each voter has a taste of their own), so that
  * martingale does not exist for clustered votes. The voter sums do behave like independent
  * draws, so a boundary in the cluster-robust variance is valid as voters accumulate.
- * Taking the larger of the clustered and the plain variance never lets a noisy cluster estimate
- * claim that votes are more informative than independent ones. The shrinkage toward the largest variance a [0, 1] outcome can have (k₀ = 10 pseudo-votes at
- * 1/4) keeps the first looks honest, when a handful of votes can show no spread at all.
+ *
+ * The variance is never below the plain variance of the votes (a noisy cluster estimate cannot
+ * claim clustered votes carry more information than independent ones), and it is shrunk, with
+ * the weight of g₀ voters, toward σ₀²: the variance per vote when voters' own preferences spread
+ * with sd τ₀ = 0.2 around p. With few voters — the first hour of an experiment, or one person
+ * voting fifty times in a row — the sandwich estimate rests on a handful of clusters and is far
+ * too small; the prior keeps those looks honest, and it fades as voters accumulate.
  *
  * The matching e-value for "p = p₀" is the mixture martingale
  *   M = (nρ² + 1)^(−1/2) · exp( ρ² n² (p̂ − p₀)² / (2σ̃² (nρ² + 1)) ),
@@ -28,14 +34,16 @@ import { ClusteredMean } from "./clusteredMean.js";
 
 /** Votes the boundary is tuned for (GrowthBook's default is 5,000). */
 export const DEFAULT_TUNING_VOTES = 500;
-/** Pseudo-votes at the largest possible variance (1/4) that the variance is shrunk toward. */
-export const PRIOR_VOTES = 10;
+/** Pseudo-voters the variance is shrunk toward σ₀² with. */
+export const PRIOR_VOTERS = 20;
+/** Prior variance of voters' own p around the population's (sd 0.2). */
+export const PRIOR_VOTER_VARIANCE = 0.04;
 
 export interface BoundaryOptions {
   /** Votes the boundary is tightest near. */
   tuningVotes?: number;
-  /** Pseudo-votes of the variance shrinkage. */
-  priorVotes?: number;
+  /** Pseudo-voters of the variance shrinkage. */
+  priorVoters?: number;
 }
 
 /** ρ of the normal mixture tuned for `tuningVotes` at level α. */
@@ -51,11 +59,12 @@ export function mixtureHalfWidth(n: number, sigma: number, alpha: number, rho: n
   return (sigma * Math.sqrt(2 * v * Math.log(Math.sqrt(v) / alpha))) / (n * rho);
 }
 
-/** The per-vote variance the boundary uses: cluster-robust, shrunk toward 1/4 by k₀ pseudo-votes. */
-export function regularizedVariance(s: ClusteredMeanSummary, priorVotes = PRIOR_VOTES): number {
-  if (s.voters < 2) return 0.25;
+/** The per-vote variance the boundary uses: cluster-robust, at least the plain one, shrunk toward σ₀². */
+export function regularizedVariance(s: ClusteredMeanSummary, priorVoters = PRIOR_VOTERS): number {
+  const prior = 0.25 + Math.max(0, s.clusterSize - 1) * PRIOR_VOTER_VARIANCE;
+  if (s.voters < 2) return prior;
   const perVote = Math.max(s.n * s.varianceOfMean, s.variance);
-  return (s.n * perVote + priorVotes * 0.25) / (s.n + priorVotes);
+  return (s.voters * perVote + priorVoters * prior) / (s.voters + priorVoters);
 }
 
 export interface Interval {
@@ -74,7 +83,7 @@ export function confidenceInterval(
   alpha: number,
   opts: BoundaryOptions = {},
 ): Interval {
-  const sigma = Math.sqrt(regularizedVariance(s, opts.priorVotes));
+  const sigma = Math.sqrt(regularizedVariance(s, opts.priorVoters));
   if (s.n === 0 || s.voters < 2)
     return { n: s.n, voters: s.voters, estimate: s.n ? s.mean : Number.NaN, lower: 0, upper: 1, sigma };
   const rho = mixtureRho(alpha, opts.tuningVotes ?? DEFAULT_TUNING_VOTES);
@@ -99,7 +108,7 @@ export function mixtureEValue(
   if (s.n === 0 || s.voters < 2) return 1;
   const rho = mixtureRho(alpha, opts.tuningVotes ?? DEFAULT_TUNING_VOTES);
   const v = s.n * rho * rho + 1;
-  const variance = regularizedVariance(s, opts.priorVotes);
+  const variance = regularizedVariance(s, opts.priorVoters);
   const z2 = (s.n * (s.mean - p0)) ** 2 / variance;
   return Math.exp((rho * rho * z2) / (2 * v)) / Math.sqrt(v);
 }

@@ -21,7 +21,8 @@ import {
   confidenceInterval,
   DEFAULT_TUNING_VOTES,
   mixtureEValue,
-  PRIOR_VOTES,
+  PRIOR_VOTER_VARIANCE,
+  PRIOR_VOTERS,
   regularizedVariance,
 } from "./confidenceSequence.js";
 
@@ -75,7 +76,16 @@ export interface ExperimentStatistics {
   alphaPerArm: number;
   margin: number;
   arms: ArmStatistics[];
-  method: { name: string; formula: string; tuningVotes: number; priorVotes: number };
+  method: {
+    name: string;
+    formula: string;
+    tuningVotes: number;
+    /** Pseudo-voters g₀ and prior voter variance τ₀² of the variance shrinkage. */
+    priorVoters: number;
+    priorVoterVariance: number;
+    /** Pseudo-votes at variance ¼: none (the shrinkage is by voters); kept for records written before. */
+    priorVotes: number;
+  };
 }
 
 /** The outcome of a vote for the challenger: 1, ½ or 0. */
@@ -93,14 +103,14 @@ export const METHOD_NAME =
   "normal-mixture confidence sequence, voter-clustered variance, Bonferroni across arms";
 export const METHOD_FORMULA =
   "p̂ ± σ̃·√(2(nρ²+1)·ln(√(nρ²+1)/α_arm))/(nρ); ρ = √((−2 ln α_arm + ln(1 − 2 ln α_arm))/T); " +
-  "σ̃² = (n·σ̂²_cl + k₀/4)/(n + k₀), σ̂²_cl = G/(G−1)·Σ_v (S_v − n_v p̂)²/n; α_arm = α/K";
+  "σ̃² = (G·σ̂² + g₀·σ₀²)/(G + g₀), σ̂² = max(G/(G−1)·Σ_v (S_v − n_v p̂)²/n, s²), σ₀² = ¼ + (Σn_v²/n − 1)·τ₀²; α_arm = α/K";
 
 export function experimentStatistics(input: ExperimentInput): ExperimentStatistics {
   const { alpha, arms } = input;
   if (!(alpha > 0 && alpha < 1)) throw new RangeError("alpha must lie strictly between 0 and 1");
   if (arms.length === 0) throw new RangeError("at least one challenger arm is needed");
   const alphaPerArm = alpha / arms.length;
-  const opts: BoundaryOptions = { tuningVotes: input.tuningVotes, priorVotes: input.priorVotes };
+  const opts: BoundaryOptions = { tuningVotes: input.tuningVotes, priorVoters: input.priorVoters };
   const armStats = arms.map((arm) => {
     const votes = input.outcomes.filter((o) => o.arm === arm);
     const p = new ClusteredMean();
@@ -114,7 +124,7 @@ export function experimentStatistics(input: ExperimentInput): ExperimentStatisti
     const s = p.summary();
     const ci = confidenceInterval(s, alphaPerArm, opts);
     const eValue = mixtureEValue(s, 0.5, alphaPerArm, opts);
-    const se = Math.sqrt(regularizedVariance(s, opts.priorVotes) / Math.max(1, s.n));
+    const se = Math.sqrt(regularizedVariance(s, opts.priorVoters) / Math.max(1, s.n));
     const chanceToWin = s.n === 0 ? 0.5 : normalCdf(s.mean, 0.5, se);
     const l = confidenceInterval(left.summary(), alphaPerArm, opts);
     return {
@@ -149,7 +159,9 @@ export function experimentStatistics(input: ExperimentInput): ExperimentStatisti
       name: METHOD_NAME,
       formula: METHOD_FORMULA,
       tuningVotes: input.tuningVotes ?? DEFAULT_TUNING_VOTES,
-      priorVotes: input.priorVotes ?? PRIOR_VOTES,
+      priorVoters: input.priorVoters ?? PRIOR_VOTERS,
+      priorVoterVariance: PRIOR_VOTER_VARIANCE,
+      priorVotes: 0,
     },
   };
 }

@@ -26,7 +26,8 @@ export {
   mixtureHalfWidth,
   mixtureRho,
   type PathPoint,
-  PRIOR_VOTES,
+  PRIOR_VOTER_VARIANCE,
+  PRIOR_VOTERS,
   regularizedVariance,
 } from "./confidenceSequence.js";
 export {
