@@ -195,7 +195,10 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     });
     await shoot("loop", "/admin/loop", async (page) => {
       const story = (await page.locator(".story").textContent()) ?? "";
-      expect(story).toContain("Round round_3: A/B-testing its challengers");
+      expect(story).toContain("A/B-testing on live traffic: round 3");
+      const now = (await page.locator("section", { hasText: "Now and next" }).textContent()) ?? "";
+      expect(now).toContain("ad_r2_dpo"); // the champion
+      expect(now).toContain("cpo-ncp"); // the running experiment's challengers, with their intervals now
       expect(await page.locator("section", { hasText: "Rounds" }).locator("tbody tr").count()).toBe(3);
     });
     await shoot("leaderboard", "/admin/leaderboard", async (page) => {

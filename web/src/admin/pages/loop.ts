@@ -14,6 +14,7 @@ import {
   h,
   link,
   listIn,
+  num,
   pageRoot,
   panel,
   pick,
@@ -108,6 +109,75 @@ function roundsTable(rounds: Row[]): HTMLElement {
   });
 }
 
+/** One base model's loop: its champion, the votes toward the next round, the active round's runs and experiment. */
+function modelDetails(m: Row): Node[] {
+  const out: Node[] = [
+    facts([
+      ["Base model", str(m, "baseModelId") ?? "—"],
+      ["Champion", str(m, "champion.adapterId") ?? "the base model"],
+      ["Usable votes since its snapshot", fmt.int(num(m, "usableVotesSinceChampionSnapshot"))],
+      ["Next step", badge(str(m, "next.action"))],
+    ]),
+  ];
+  const runs = listIn<Row>(pick(m, "activeRound.runs"));
+  if (runs.length > 0) {
+    out.push(
+      sortableTable<Row>({
+        caption: "The active round's training runs",
+        rows: runs,
+        columns: [
+          {
+            label: "Run",
+            value: (r) => str(r, "id"),
+            render: (r) =>
+              link(
+                `/admin/training-runs/${encodeURIComponent(str(r, "id") ?? "")}`,
+                fmt.short(str(r, "id"), 18),
+              ),
+          },
+          { label: "Objective", value: (r) => `${str(r, "objective")} / ${str(r, "space")}` },
+          { label: "Status", value: (r) => str(r, "status"), render: (r) => badge(str(r, "status")) },
+          {
+            label: "Progress",
+            value: (r) => num(r, "progress.step"),
+            render: (r) =>
+              num(r, "progress.totalSteps")
+                ? `${fmt.int(num(r, "progress.step"))} / ${fmt.int(num(r, "progress.totalSteps"))}`
+                : "—",
+            numeric: true,
+          },
+        ],
+      }),
+    );
+  }
+  const arms = listIn<Row>(pick(m, "activeExperiment.arms"));
+  if (arms.length > 0) {
+    out.push(
+      sortableTable<Row>({
+        caption: "The running experiment's challengers now",
+        rows: arms,
+        columns: [
+          { label: "Arm", value: (a) => str(a, "arm") },
+          { label: "Votes", value: (a) => num(a, "n"), render: (a) => fmt.int(num(a, "n")), numeric: true },
+          {
+            label: "Win rate [interval]",
+            value: (a) => num(a, "estimate"),
+            render: (a) =>
+              `${fmt.num(num(a, "estimate"), 3)} [${fmt.num(num(a, "lower"), 3)}, ${fmt.num(num(a, "upper"), 3)}]`,
+            numeric: true,
+          },
+          {
+            label: "State",
+            value: (a) => str(a, "state"),
+            render: (a) => badge(str(a, "state") ?? "undecided"),
+          },
+        ],
+      }),
+    );
+  }
+  return out;
+}
+
 export function loopPage(): AdminPage {
   const now = h("div");
   const rounds = h("div");
@@ -125,24 +195,26 @@ export function loopPage(): AdminPage {
             ? facts(Object.entries(conf).map(([k, v]): [string, Node | string] => [label(k), show(k, v)]))
             : h("p", { class: "muted" }, "—"),
         );
-        return h(
-          "div",
-          { class: "story" },
-          h("p", {}, h("strong", {}, "Now: "), story.now),
-          h("p", {}, h("strong", {}, "Next: "), story.next),
-          ...(str(story.round, "experimentId")
+        const model = listIn<Row>(l, "baseModels")[0];
+        const experimentId = str(model, "activeExperiment.id") ?? str(story.round, "experimentId");
+        return [
+          h(
+            "div",
+            { class: "story" },
+            h("p", {}, h("strong", {}, "Now: "), story.now),
+            h("p", {}, h("strong", {}, "Next: "), story.next),
+          ),
+          ...(model ? modelDetails(model) : []),
+          ...(experimentId
             ? [
                 h(
                   "p",
                   {},
-                  link(
-                    `/admin/experiments/${encodeURIComponent(str(story.round, "experimentId") as string)}`,
-                    "The round's experiment →",
-                  ),
+                  link(`/admin/experiments/${encodeURIComponent(experimentId)}`, "The running experiment →"),
                 ),
               ]
             : []),
-        );
+        ];
       },
       "the loop's status",
     );

@@ -47,5 +47,24 @@ export function loopStory(loop: unknown): LoopStory {
       : "Waiting for votes: no round has started yet.";
     next = `A new round starts once ${minVotes ?? "enough"} usable votes newer than the champion's snapshot are in${challengers ? `, training ${challengers}` : ""}.`;
   }
+  // The API's own account of each base model, when it gives one, beats the reading of its rounds.
+  const model = listIn<Row>(loop, "baseModels")[0];
+  if (model) {
+    const r = pick<Row>(model, "activeRound");
+    const e = pick<Row>(model, "activeExperiment");
+    const champion = str(model, "champion.adapterId");
+    if (e) {
+      now = `A/B-testing on live traffic: ${str(e, "name") ?? str(e, "id")} (${num(e, "votes") ?? 0} usable votes so far).`;
+    } else if (r) {
+      const runCount = listIn(pick(r, "runs")).length;
+      now = `Round ${str(r, "id")} is ${str(r, "status") ?? "active"}${runCount ? `: ${runCount} training run${runCount === 1 ? "" : "s"}` : ""}${str(r, "note") ? ` (${str(r, "note")})` : ""}.`;
+    } else if (enabled) {
+      now = `Collecting votes: ${num(model, "usableVotesSinceChampionSnapshot") ?? 0} usable since the champion's snapshot; the champion is ${champion ?? `the base model ${str(model, "baseModelId")}`}.`;
+    }
+    const detail = str(model, "next.detail");
+    const at = str(model, "next.expectedAt");
+    if (detail)
+      next = `${detail}${at ? ` (expected ${new Date(at).toLocaleString("en-GB", { timeStyle: "short", dateStyle: "medium" })})` : ""}`;
+  }
   return { now: givenNow ?? now, next: givenNext ?? next, round };
 }
