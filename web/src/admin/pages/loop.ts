@@ -122,6 +122,7 @@ function modelDetails(m: Row): Node[] {
   const runs = listIn<Row>(pick(m, "activeRound.runs"));
   if (runs.length > 0) {
     out.push(
+      h("h3", {}, "The active round's training runs"),
       sortableTable<Row>({
         caption: "The active round's training runs",
         rows: runs,
@@ -153,6 +154,7 @@ function modelDetails(m: Row): Node[] {
   const arms = listIn<Row>(pick(m, "activeExperiment.arms"));
   if (arms.length > 0) {
     out.push(
+      h("h3", {}, "The running experiment's challengers now"),
       sortableTable<Row>({
         caption: "The running experiment's challengers now",
         rows: arms,
