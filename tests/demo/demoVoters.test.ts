@@ -79,11 +79,14 @@ describe("demo voters", () => {
   });
 
   it("cannot be forged: only the server marks a voter as a demo voter", async () => {
+    await seedReadyPairs(h.deps, 4, { promptSetName: "forge", render });
     const app = createApp(h.deps);
     const person = new Browser(app);
     await person.session();
     const forged = new Browser(app, { cookie: "prefloop_voter=v_demo_forged.bad-signature" });
     await forged.session();
+    // voter rows are written with the first pair served
+    for (const b of [person, forged]) expect((await b.request("/api/pairs/next")).status).toBe(200);
     const demo = await createDemoVoter(h.deps);
     const sim = new SimulatedVoter(appTransport(app), {
       rule: "darker",

@@ -273,16 +273,21 @@ export class PairPool {
   }
 
   /**
-   * Takes pairs whose generation failed out of the pool (served to nobody: `served_at` set, no
-   * voter), so that they do not hold the head of the pool. Returns how many.
+   * Takes pairs whose generation failed out of the head of the pool (the oldest `CLAIM_WINDOW`,
+   * which serving looks at; served to nobody: `served_at` set, no voter), so that they do not
+   * hold it. Returns how many.
    */
   async retireFailed(scope: PoolScope): Promise<number> {
     const r = await rows<{ id: string }>(
       this.deps.db.orm,
-      sql`update pairs set served_at = now()
-          where id in (select p.id from pairs p where ${inScope(scope)}
-            and exists (select 1 from generations g
-                        where g.id in (p.generation_a_id, p.generation_b_id) and g.status = 'failed'))
+      sql`with head as (
+            select p.id from pairs p where ${inScope(scope)} order by p.created_at limit ${CLAIM_WINDOW}
+          )
+          update pairs set served_at = now()
+          where id in (select p.id from pairs p join head on head.id = p.id
+            where exists (select 1 from generations g
+                          where g.id in (p.generation_a_id, p.generation_b_id) and g.status = 'failed'))
+            and served_at is null and served_to_voter_id is null
           returning id`,
     );
     return r.length;
