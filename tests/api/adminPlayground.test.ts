@@ -71,6 +71,9 @@ describe.each(["pglite", "postgres"] as const)("playground API on %s", (db) => {
 
     const pending = await admin(`/api/admin/playground/${run.id}`);
     expect(pending.status).toBe(202);
+    const notYet = await admin(`/api/admin/generations/gen_play_${run.id}_right/image`);
+    expect(notYet.status).toBe(404);
+    expect(((await notYet.json()) as Json).error.code).toBe("image_not_ready");
     expect(pending.headers.get("retry-after")).toBe("1");
 
     expect(await runFakeGenerator(h.deps)).toBe(2);
@@ -84,6 +87,18 @@ describe.each(["pglite", "postgres"] as const)("playground API on %s", (db) => {
       expect(img.status).toBe(200);
       expect(img.headers.get("content-type")).toBe("image/png");
     }
+    // any generation's image, by id, for the dashboard: a redirect to its signed URL
+    const image = await admin(`/api/admin/generations/gen_play_${run.id}_left/image`);
+    expect(image.status).toBe(302);
+    const location = new URL(image.headers.get("location") ?? "");
+    expect(location.pathname).toBe(new URL(body.left.url).pathname);
+    const followed = await app.request(location.pathname + location.search);
+    expect(followed.status).toBe(200);
+    expect(followed.headers.get("content-type")).toBe("image/png");
+    const unknown = await admin("/api/admin/generations/gen_nope/image");
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as Json).error.code).toBe("generation_not_found");
+    expect((await app.request(`/api/admin/generations/gen_play_${run.id}_left/image`)).status).toBe(401);
     // the playground's prompt never joins a prompt set, so voters never see it
     const [p] = await rows<{ prompt_set_id: string | null; source: string }>(
       h.deps.db.orm,

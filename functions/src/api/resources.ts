@@ -9,6 +9,7 @@ import type { Deps } from "../deps.js";
 import type { PairPool } from "../voting/pairPool.js";
 import { registerAdminAdapterRoutes } from "./adminAdapters.js";
 import { registerAdminExperimentRoutes } from "./adminExperiments.js";
+import { registerAdminGenerationRoutes } from "./adminGenerations.js";
 import { registerAdminLoopRoutes } from "./adminLoop.js";
 import { registerAdminPlaygroundRoutes } from "./adminPlayground.js";
 import { registerAdminSnapshotRoutes } from "./adminSnapshots.js";
@@ -22,6 +23,7 @@ export type ApiApp = OpenAPIHono<VoterEnv>;
 /** One line per resource module: `registerXRoutes(app, deps)`. */
 export function registerResourceRoutes(app: ApiApp, deps: Deps, _pool: PairPool): void {
   registerAdminPlaygroundRoutes(app, deps);
+  registerAdminGenerationRoutes(app, deps);
   registerAdminExperimentRoutes(app, deps);
   registerAdminSnapshotRoutes(app, deps);
   registerAdminTrainingRunRoutes(app, deps);
