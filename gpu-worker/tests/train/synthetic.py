@@ -112,3 +112,23 @@ def shapes_rows(n: int, seed: int = 0, start_id: int = 0):
             "seed": i, "qc_flagged": False,
         })
     return rows
+
+
+def both_bad_rows(n: int, seed: int = 0, start_id: int = 0):
+    """Both-bad votes as the platform exports them: two images of the caption's scene, each with a
+    wrong object colour; ``vote = both_bad``, labels 0.5/0.5, ``has_label`` false."""
+    g = torch.Generator().manual_seed(seed + 99)
+    rows = []
+    for k in range(n):
+        i = start_id + k
+        scene = sample_scene(seed * 100_003 + i)
+        wrong = [c for c in WORLD_COLOURS if c not in (scene.colour, scene.background)]
+        a, b = torch.randperm(len(wrong), generator=g)[:2].tolist()
+        images = [_png(render_scene(dataclasses.replace(scene, colour=wrong[j]), seed=i)) for j in (a, b)]
+        rows.append({
+            "caption": caption_of(scene), "jpg_0": images[0], "jpg_1": images[1], "label_0": 0.5, "label_1": 0.5,
+            "model_0": "tiny-shapes", "model_1": "tiny-shapes", "user_id": i % 7, "ranking_id": i,
+            "created_at": "2026-11-21T00:00:00Z", "are_different": True, "has_label": False,
+            "image_0_uid": f"img-{i}-c", "image_1_uid": f"img-{i}-d", "seed": i, "qc_flagged": False, "vote": "both_bad",
+        })
+    return rows

@@ -54,23 +54,108 @@ def test_rules(tmp_path):
 
 
 def test_ties_kept_for_metrics_only_and_split_column(tmp_path):
-    rows = [_row(0, 1.0, 0.0, split="train"), _row(1, 0.5, 0.5, split="heldout"), _row(2, 0.5, 0.5, split="train"),
-            _row(3, 0.0, 1.0, split="test")]
+    rows = [_row(0, 1.0, 0.0, split="train"), _row(1, 0.5, 0.5, split="validation"), _row(2, 0.5, 0.5, split="train"),
+            _row(3, 0.0, 1.0, split="test"), _row(4, 0.0, 1.0, split="heldout")]
     snap = read_snapshot(_write(tmp_path, rows), SnapshotOptions(keep_ties_for_metrics=True))
     assert [p.caption for p in snap.train] == ["caption 0"]
-    assert [(p.caption, p.tie) for p in snap.heldout] == [("caption 1", True), ("caption 3", False)]
+    # validation rows are the held-out set; test rows are never read while there is validation
+    assert sorted((p.caption, p.tie) for p in snap.heldout) == [("caption 1", True), ("caption 4", False)]
+    only_test = read_snapshot(_write(tmp_path, [_row(0, 1.0, 0.0, split="train"), _row(3, 0.0, 1.0, split="test")], "t.parquet"))
+    assert [p.caption for p in only_test.heldout] == ["caption 3"]
 
 
 def test_absolute_winners(tmp_path):
-    # image x wins twice; image y wins once but also loses once → only x's wins remain
+    # x wins twice (one row kept per winner); y wins once but also loses once; v wins once but is in a
+    # tie, which counts as a loss for both images; u wins once and never loses
     rows = [
         _row(0, 1.0, 0.0, image_0_uid="x", image_1_uid="y"),
         _row(1, 1.0, 0.0, image_0_uid="x", image_1_uid="z"),
         _row(2, 1.0, 0.0, image_0_uid="y", image_1_uid="w"),
+        _row(3, 0.0, 1.0, image_0_uid="q", image_1_uid="v"),
+        _row(4, 0.5, 0.5, image_0_uid="v", image_1_uid="r"),
+        _row(5, 0.0, 1.0, image_0_uid="s", image_1_uid="u"),
     ]
     snap = read_snapshot(_write(tmp_path, rows), SnapshotOptions(heldout_fraction=0.0, absolute_winners=True))
-    assert [p.winner_uid for p in snap.train] == ["x", "x"]
-    assert snap.counts["not_absolute_winner"] == 1
+    assert [(p.caption, p.winner_uid) for p in snap.train] == [("caption 0", "x"), ("caption 5", "u")]
+    assert snap.counts["not_absolute_winner"] == 3
+
+
+def test_votes_column_both_bad_and_ties_for_kto(tmp_path):
+    rows = [
+        _row(0, 1.0, 0.0, vote="image_0"),
+        _row(1, 0.5, 0.5, vote="both_bad", has_label=False),  # how the platform exports a both-bad vote
+        _row(2, 0.5, 0.5, vote="tie"),
+        _row(3, 0.0, 1.0, vote="image_1"),
+        _row(4, 0.0, 0.0, vote=None),  # the older both-bad convention: 0/0 labels
+    ]
+    path = _write(tmp_path, rows)
+    pairs = read_snapshot(path, SnapshotOptions(heldout_fraction=0.0))
+    assert [(p.caption, p.kind) for p in pairs.train] == [("caption 0", "preference"), ("caption 3", "preference")]
+    assert pairs.train[1].winner == b"B3"
+    kto = read_snapshot(path, SnapshotOptions(heldout_fraction=0.0, include_ties=True, include_both_bad=True))
+    assert [(p.caption, p.kind, p.desirable) for p in kto.train] == [
+        ("caption 0", "preference", (True, False)),
+        ("caption 1", "both_bad", (False, False)),
+        ("caption 2", "tie", (True, True)),
+        ("caption 3", "preference", (True, False)),
+        ("caption 4", "both_bad", (False, False)),
+    ]
+    assert (kto.counts["both_bad"], kto.counts["ties"], kto.counts["unlabelled"]) == (2, 1, 0)
+
+
+def test_pick_a_pic_folder_trains_on_train_files_only(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, start in (("train-00000-of-00002.parquet", 0), ("train-00001-of-00002.parquet", 10),
+                        ("validation-00000-of-00001.parquet", 20), ("validation_unique-00000-of-00001.parquet", 30),
+                        ("test-00000-of-00001.parquet", 40), ("test_unique-00000-of-00001.parquet", 50)):
+        _write(data, [_row(start + i, 1.0, 0.0) for i in range(3)], name)
+    snap = read_snapshot(tmp_path, SnapshotOptions(heldout_fraction=0.5))  # the fraction is unused: files decide
+    assert sorted(int(p.caption.split()[1]) for p in snap.train) == [0, 1, 2, 10, 11, 12]
+    assert sorted(int(p.caption.split()[1]) for p in snap.heldout) == [20, 21, 22]
+    assert snap.counts["ignored_files"] == 3
+    # the platform's snapshot folder
+    plat = tmp_path / "platform"
+    plat.mkdir()
+    _write(plat, [_row(i, 1.0, 0.0, split="train") for i in range(4)], "train.parquet")
+    _write(plat, [_row(10 + i, 0.0, 1.0, split="validation") for i in range(2)], "validation.parquet")
+    _write(plat, [_row(20 + i, 0.0, 1.0, split="test") for i in range(2)], "test.parquet")
+    snap = read_snapshot(plat, SnapshotOptions())
+    assert sorted(p.caption for p in snap.train) == [f"caption {i}" for i in range(4)]
+    assert sorted(p.caption for p in snap.heldout) == ["caption 10", "caption 11"]
+    lone = tmp_path / "val-only"
+    lone.mkdir()
+    _write(lone, [_row(0, 1.0, 0.0)], "validation.parquet")
+    with pytest.raises(ValueError, match="no train"):
+        read_snapshot(lone)
+
+
+def test_max_pairs_is_a_seeded_sample(tmp_path):
+    path = _write(tmp_path, [_row(i, 1.0, 0.0) for i in range(100)])
+
+    def sample(seed):
+        return [p.caption for p in read_snapshot(path, SnapshotOptions(heldout_fraction=0.0, max_pairs=10, seed=seed)).train]
+
+    a, b, c = sample(0), sample(0), sample(1)
+    assert len(a) == 10 and a == b and a != c
+    assert a != [f"caption {i}" for i in range(10)]  # not the first rows
+
+
+def test_stream_order_is_seeded_and_covers_every_pair_once_per_epoch(tmp_path):
+    from prefloop_worker.data.snapshot import PairStream, scan
+
+    path = tmp_path / "rg.parquet"
+    pq.write_table(pa.Table.from_pylist([_row(i, 1.0, 0.0) for i in range(50)]), path, row_group_size=7)
+    snap = scan(path, SnapshotOptions(heldout_fraction=0.0, shuffle_buffer=8))
+    stream = PairStream(snap, seed=3)
+    first = [p.key for p in stream.take(50)]
+    assert sorted(first) == [(0, i) for i in range(50)] and first != sorted(first)
+    second = [p.key for p in stream.take(50)]
+    assert sorted(second) == sorted(first) and second != first  # a new order per epoch
+    again = PairStream(snap, seed=3)
+    assert [p.key for p in again.take(50)] == first
+    resumed = PairStream(snap, seed=3, epoch=1, position=20)
+    assert [p.key for p in resumed.take(30)] == second[20:]
 
 
 def test_heldout_split_is_by_caption(tmp_path):

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from prefloop_worker.jobs import blobstore
-from prefloop_worker.jobs.contracts import ContractError, validate_training_job, validate_training_result
+from prefloop_worker.jobs.contracts import (
+    ContractError,
+    validate_training_job,
+    validate_training_progress,
+    validate_training_result,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGED = REPO / "gpu-worker" / "src" / "prefloop_worker" / "jobs" / "contracts"
@@ -32,7 +37,7 @@ def job_message(job_id, base_uri, dataset_uri, output_uri, **payload):
 
 
 def test_packaged_contracts_are_identical_to_the_repository_ones():
-    for name in ("training-job.schema.json", "training-result.schema.json"):
+    for name in ("training-job.schema.json", "training-result.schema.json", "training-progress.schema.json"):
         assert (PACKAGED / name).read_bytes() == (REPO / "contracts" / name).read_bytes(), name
 
 
@@ -59,8 +64,14 @@ def test_train_command_publishes_once(random_sd, snapshot_path, tmp_path):
     job_path.write_text(json.dumps(job))
     run = _train(job_path, tmp_path / "work")
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in run.stdout.strip().splitlines()]  # stdout: JSON lines only
+    result = lines[-1]
     validate_training_result(result)
+    progress = lines[:-1]
+    assert progress and all(validate_training_progress(m)["type"] == "training_progress" for m in progress)
+    assert progress[-1]["payload"]["step"] == 3 and progress[-1]["payload"]["phase"] == "finished"
+    metrics_lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert sum(len(m["payload"]["metrics"]) for m in progress) == len(metrics_lines)
     assert result["payload"]["status"] == "succeeded" and result["payload"]["adapterUri"] == out.as_uri()
     manifest = json.loads((out / "manifest.json").read_text())
     for key in ("adapterId", "jobId", "baseModelId", "baseModelSha256", "objective", "space", "beta", "rank", "alpha",
@@ -91,7 +102,7 @@ def test_killed_job_resumes_from_its_checkpoint_and_publishes_once(random_sd, sn
     work = tmp_path / "work"
     proc = subprocess.Popen([sys.executable, "-m", "prefloop_worker", "train", "--job", str(job_path), "--work-dir", str(work)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    remote_ckpt = out / ".checkpoint" / "checkpoint.pt"
+    remote_ckpt = out / ".checkpoint" / "checkpoint.safetensors"
     deadline = time.time() + 300
     while not remote_ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -184,6 +195,10 @@ def test_serve_trains_posts_results_and_dead_letters_poison(random_sd, snapshot_
         if not got:
             break
         bodies += [json.loads(m["Body"]) for m in got]
+    progress = [b for b in bodies if b["type"] == "training_progress"]
+    assert progress and all(validate_training_progress(b)["payload"]["trainingJobId"] == "job-s3" for b in progress)
+    assert max(b["payload"]["step"] for b in progress) == 2  # sent while training, before the result
+    bodies = [b for b in bodies if b["type"] == "training_result"]
     assert len(bodies) == 2 and {b["id"] for b in bodies} == {"job-s3.result"}
     for body in bodies:
         validate_training_result(body)
@@ -202,8 +217,18 @@ def test_job_options_map_onto_the_trainer_config():
                                                                       "absoluteWinners": True, "checkpointEvery": 7})
     cfg = config_from_job(job["payload"], base_model="/m", dataset="/d", output_dir="/o")
     assert (cfg.sft_weight, cfg.rpo_tau, cfg.caption_dropout, cfg.absolute_winners, cfg.checkpoint_every) == (0.5, 0.1, 0.1, True, 7)
+    assert (cfg.cpo_variant, cfg.rpo_variant, cfg.ncp_step, cfg.ncp_features) == ("reference", "reference", "ddpm", "last-down")
     assert (cfg.beta, cfg.rank, cfg.batch_size, cfg.gradient_accumulation) == (1000.0, 4, 2, 1)
-    for bad in ({"checkpoint_path": "/etc/x"}, {"nope": 1}):
+    job["payload"]["extra"] = {"preset": "diffusion-dpo"}  # the official code's data defaults
+    cfg = config_from_job(job["payload"], base_model="/m", dataset="/d", output_dir="/o")
+    assert (cfg.flip, cfg.caption_dropout) == (True, 0.2)
+    job["payload"]["extra"] = {"preset": "diffusion-dpo", "captionDropout": 0.0, "objectiveVariant": None}
+    with pytest.raises(ValueError):
+        config_from_job(job["payload"], base_model="/m", dataset="/d", output_dir="/o")
+    job["payload"]["extra"] = {"preset": "diffusion-dpo", "captionDropout": 0.0, "cpoVariant": "full-beta-sft", "ncpStep": "ddim"}
+    cfg = config_from_job(job["payload"], base_model="/m", dataset="/d", output_dir="/o")
+    assert (cfg.flip, cfg.caption_dropout, cfg.cpo_variant, cfg.ncp_step) == (True, 0.0, "full-beta-sft", "ddim")
+    for bad in ({"checkpoint_path": "/etc/x"}, {"nope": 1}, {"preset": "mystery"}, {"ncpStep": "euler"}):
         job["payload"]["extra"] = bad
         with pytest.raises(ValueError):
             config_from_job(job["payload"], base_model="/m", dataset="/d", output_dir="/o")

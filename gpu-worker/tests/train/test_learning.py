@@ -5,11 +5,11 @@ the caption describes, the loser the same scene with a wrong object colour. "Los
 on a fixed probe of training pairs (fixed noise and timesteps, so it is not batch noise);
 held-out pairs have captions never trained on (split by caption).
 
-Settings (measured on models/tiny-shapes, 6000-step build): lr 3e-4; β 5000 (official) for DPO,
-1000 for RPO (it mixes pairs from different timesteps), 500 for CPO. CPO's contrast term has no
-reference: it reads the absolute error gap β·(mse(l) − mse(w)), and this base model already draws
-the prompt's colour (0.975), so at β 5000 the term is saturated (≈ 0) and CPO reduces to SFT on
-winners (its probe loss then did not fall: 0.01027 → 0.01038); at β 500 the term is active.
+Settings (measured on models/tiny-shapes, 6000-step build): lr 3e-4; β 5000 (official) for DPO and
+KTO, 1000 for RPO (it mixes pairs from different timesteps) and for CPO. CPO's contrast term has no
+reference: it reads the absolute error gap ½β·(mse(l) − mse(w)), and this base model already draws
+the prompt's colour (0.975), so at β 5000 the term is saturated (≈ 0) and the loss barely moves;
+at β 1000 (½β = 500) the term is active.
 
 SFT trains on winners only and is not a preference objective. Its loss falls, but its held-out
 *implicit preference* accuracy hovers around ½ (0.31–0.66 over learning rates and step counts;
@@ -20,13 +20,14 @@ case is an expected failure rather than a pass.
 import json
 
 import pytest
+import synthetic
 
 from prefloop_worker.train.trainer import train
 
-BETA = {"dpo": 5000, "cpo": 500, "sft": 5000, "rpo": 1000}
+BETA = {"dpo": 5000, "cpo": 1000, "sft": 5000, "rpo": 1000, "kto": 5000}
 
 
-@pytest.mark.parametrize("objective", ["dpo", "cpo", "sft", "rpo"])
+@pytest.mark.parametrize("objective", ["dpo", "cpo", "sft", "rpo", "kto"])
 @pytest.mark.parametrize("space", ["latent", "ncp"])
 def test_loss_falls_and_heldout_accuracy_rises(tiny_shapes, world_snapshot, make_cfg, objective, space):
     cfg = make_cfg(tiny_shapes, world_snapshot, name=f"{objective}-{space}", objective=objective, space=space,
@@ -40,9 +41,27 @@ def test_loss_falls_and_heldout_accuracy_rises(tiny_shapes, world_snapshot, make
     assert m["initial_heldout_implicit_acc"] == 0.5
     lines = [json.loads(x) for x in open(cfg.metrics_path)]
     assert [r["step"] for r in lines] == list(range(41))
-    for key in ("loss", "implicit_acc", "reward_w", "reward_l", "margin", "model_mse", "ref_mse", "grad_norm", "lr", "skipped_steps"):
+    keys = ("loss", "model_mse", "grad_norm", "lr", "skipped_steps")
+    if objective not in ("cpo", "sft"):  # the steps that run a reference pass report the implicit rewards
+        keys += ("implicit_acc", "reward_w", "reward_l", "margin", "ref_mse")
+    for key in keys:
         assert all(key in r and r[key] == r[key] for r in lines[1:]), key
     assert (result.adapter_dir / "pytorch_lora_weights.safetensors").exists()
     if objective == "sft" and m["heldout_implicit_acc"] <= 0.5:
         pytest.xfail(f"SFT does not raise held-out implicit preference here ({m['heldout_implicit_acc']:.3f})")
+    assert m["heldout_implicit_acc"] > 0.5
+
+
+def test_kto_learns_from_both_bad_votes_alone(tiny_shapes, make_cfg, tmp_path):
+    """No preference at all in training: only "both bad" votes (two wrong-colour images each).
+    Pushing those away must still make held-out right-colour images preferred over wrong ones."""
+    rows = [{**r, "split": "train"} for r in synthetic.both_bad_rows(96, seed=2)]
+    rows += [{**r, "split": "validation"} for r in synthetic.shapes_rows(32, seed=3, start_id=10_000)]
+    snapshot = synthetic.write_snapshot(tmp_path / "both-bad.parquet", rows)
+    cfg = make_cfg(tiny_shapes, snapshot, name="kto-both-bad", objective="kto", beta=5000, steps=40, learning_rate=3e-4,
+                   batch_size=4, heldout_max=32, eval_every=40)
+    result = train(cfg, log=lambda m: None)
+    m = result.metrics
+    assert m["train_pairs"] == 96 and m["heldout_pairs"] == 32
+    assert m["initial_heldout_implicit_acc"] == 0.5
     assert m["heldout_implicit_acc"] > 0.5

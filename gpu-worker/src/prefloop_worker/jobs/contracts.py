@@ -1,4 +1,4 @@
-"""Validation of training jobs and result messages against the JSON Schemas in ``contracts/``.
+"""Validation of training jobs, progress and result messages against the JSON Schemas in ``contracts/``.
 
 The schemas are generated from the zod source of truth (functions/src/contracts/jobs.ts) into the
 repository's ``contracts/`` folder; this package carries byte-identical copies (package data, so
@@ -13,7 +13,7 @@ from importlib import resources
 
 import jsonschema
 
-SCHEMAS = ("training-job", "training-result")
+SCHEMAS = ("training-job", "training-result", "training-progress")
 
 
 class ContractError(ValueError):
@@ -48,6 +48,7 @@ def validate_training_job(message: dict) -> dict:
     validate("training-job", message)
     payload = message["payload"]
     payload.setdefault("parentAdapterId", None)
+    payload.setdefault("parentAdapterUri", None)
     payload.setdefault("gradientAccumulation", 1)
     payload.setdefault("extra", {})
     return message
@@ -55,3 +56,7 @@ def validate_training_job(message: dict) -> dict:
 
 def validate_training_result(message: dict) -> dict:
     return validate("training-result", message)
+
+
+def validate_training_progress(message: dict) -> dict:
+    return validate("training-progress", message)

@@ -5,8 +5,13 @@ Publishing is atomic at the adapter level: the weights and metrics are written f
 A job whose manifest already carries its id is finished: running it again publishes nothing and
 returns the same result message (same message id) as the first run.
 
-The checkpoint lives next to the output (``<outputUri>/.checkpoint/checkpoint.pt``) so a re-run on
-another machine resumes; it is removed once the manifest is published.
+The checkpoint lives next to the output (``<outputUri>/.checkpoint/checkpoint.safetensors``) so a
+re-run on another machine resumes; it is removed once the manifest is published. It is a
+safetensors file (tensors + JSON): loading it unpickles nothing.
+
+With ``parentAdapterUri`` the parent's files are fetched first; a parent that is missing, was
+trained on another base model (``baseModelSha256``) or whose LoRA differs in rank, alpha, keys or
+shapes fails the job with a message naming it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from pathlib import Path
 
 from ..logs import stderr_log
 from . import blobstore
-from .contracts import validate_training_job, validate_training_result
+from .contracts import validate_training_job, validate_training_progress, validate_training_result
 
 MANIFEST = "manifest.json"
 WEIGHTS = "pytorch_lora_weights.safetensors"
 METRICS = "metrics.jsonl"
-CHECKPOINT = ".checkpoint/checkpoint.pt"
+CHECKPOINT = ".checkpoint/checkpoint.safetensors"
 MANIFEST_FORMAT = "prefloop.adapter/v1"
 
 
@@ -33,11 +38,58 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def result_id(job_id: str) -> str:
-    rid = f"{job_id}.result"
+def result_id(job_id: str, suffix: str = "result") -> str:
+    rid = f"{job_id}.{suffix}"
     if len(rid) <= 128:
         return rid
-    return "result." + hashlib.sha256(job_id.encode()).hexdigest()
+    return f"{suffix}." + hashlib.sha256(job_id.encode()).hexdigest()
+
+
+def progress_message(job: dict, progress: dict) -> dict:
+    """A ``training_progress`` message (id ``<job id>.progress.<step>``) from the trainer's report."""
+    payload = job["payload"]
+    message = {
+        "version": 1,
+        "id": result_id(job["id"], f"progress.{progress['step']}"),
+        "createdAt": now_iso(),
+        "type": "training_progress",
+        "payload": {
+            "trainingJobId": job["id"],
+            "adapterId": payload["adapterId"],
+            "step": int(progress["step"]),
+            "totalSteps": int(progress["totalSteps"]),
+            "stepsPerSecond": _finite_or_none(progress.get("stepsPerSecond")),
+            "etaSeconds": _finite_or_none(progress.get("etaSeconds")),
+            "phase": progress.get("phase", "training"),
+            "metrics": progress.get("metrics", []),
+        },
+    }
+    return validate_training_progress(message)
+
+
+def _finite_or_none(value):
+    if value is None or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf") or value < 0:
+        return None
+    return float(value)
+
+
+def fetch_parent(payload: dict, blobs: Path, base_sha256: str) -> tuple[Path, str]:
+    """The parent adapter's local folder and name, checked against this job's base model."""
+    uri = payload["parentAdapterUri"].rstrip("/")
+    name = payload.get("parentAdapterId") or uri
+    if not blobstore.exists(blobstore.join(uri, WEIGHTS)):
+        raise FileNotFoundError(f"parent adapter {name}: no {WEIGHTS} at {uri}")
+    local = blobstore.fetch(uri, blobs)
+    manifest_path = local / MANIFEST
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        theirs = manifest.get("baseModelSha256")
+        if theirs and theirs != base_sha256:
+            raise ValueError(f"parent adapter {name} was trained on another base model "
+                             f"(baseModelSha256 {theirs[:12]}…, this job's base {base_sha256[:12]}…)")
+        if payload.get("parentAdapterId") and manifest.get("adapterId") not in (None, payload["parentAdapterId"]):
+            raise ValueError(f"parent adapter {name}: the manifest at {uri} is adapter {manifest.get('adapterId')}")
+    return local, name
 
 
 def result_message(job: dict, status: str, adapter_uri: str | None, metrics: dict | None = None, error: str | None = None) -> dict:
@@ -79,13 +131,15 @@ def published_manifest(output_uri: str) -> dict | None:
     return json.loads(blobstore.read_bytes(uri))
 
 
-def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, **train_overrides) -> dict:
+def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, on_progress=None, **train_overrides) -> dict:
     """Run (or resume, or recognise as done) one training job; return its result message.
 
-    Raises on failure; the caller decides whether that is reported (see ``failure_result``).
+    ``on_progress`` receives each ``training_progress`` message (validated). Raises on failure;
+    the caller decides whether that is reported (see ``failure_result``).
     """
     from ..train.config import config_from_job
     from ..train.model import LORA_TARGETS, model_sha256
+    from ..train.objectives import formula
     from ..train.trainer import train
 
     log = log or stderr_log(job_id=job.get("id") if isinstance(job, dict) else None)
@@ -106,8 +160,12 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, *
     blobs = work / "blobs"
     base_path = blobstore.fetch(payload["baseModelUri"], blobs)
     dataset_path = blobstore.fetch(payload["datasetUri"], blobs)
+    base_sha256 = model_sha256(base_path)
+    parent_path, parent_name = (None, None)
+    if payload.get("parentAdapterUri"):
+        parent_path, parent_name = fetch_parent(payload, blobs, base_sha256)
 
-    local_ckpt = job_dir / "checkpoint.pt"
+    local_ckpt = job_dir / "checkpoint.safetensors"
     remote_ckpt = blobstore.join(output, CHECKPOINT)
     if not local_ckpt.exists() and blobstore.exists(remote_ckpt):
         log(f"[job {job['id']}] fetching checkpoint {remote_ckpt}")
@@ -123,13 +181,16 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, *
         output_dir=str(job_dir / "adapter"),
         checkpoint_path=str(local_ckpt),
         metrics_path=str(job_dir / METRICS),
+        parent_adapter=str(parent_path) if parent_path else None,
+        parent_adapter_id=parent_name,
         **train_overrides,
     )
     if not cfg.checkpoint_every:
         cfg.checkpoint_every = max(1, min(500, cfg.steps // 10))
     log(f"[job {job['id']}] {cfg.objective}/{cfg.space} β={cfg.beta:g} rank={cfg.rank} steps={cfg.steps} → {output}")
     started = time.time()
-    result = train(cfg, read_blob=blobstore.read_bytes, on_checkpoint=mirror_checkpoint, log=log)
+    report = (lambda progress: on_progress(progress_message(job, progress))) if on_progress else None
+    result = train(cfg, read_blob=blobstore.read_bytes, on_checkpoint=mirror_checkpoint, on_progress=report, log=log)
     if not result.completed:
         raise InterruptedError(f"training stopped at step {result.steps}")
     if result.adapter_dir is None:  # not the main process of a multi-process run
@@ -144,14 +205,18 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, *
         "createdAt": now_iso(),
         "baseModelId": payload["baseModelId"],
         "baseModelUri": payload["baseModelUri"],
-        "baseModelSha256": model_sha256(base_path),
-        "parentAdapterId": payload.get("parentAdapterId"),
+        "baseModelSha256": base_sha256,
+        "parentAdapterId": payload.get("parentAdapterId") if parent_path else None,
+        "parentAdapterUri": payload.get("parentAdapterUri"),
         "datasetSnapshotId": payload["datasetSnapshotId"],
         "datasetUri": payload["datasetUri"],
         "objective": cfg.objective,
         "space": cfg.space,
         "beta": cfg.beta,
-        "betaConvention": "Diffusion-DPO official: loss = -logsigmoid(-0.5*beta*(dmodel - dref))",
+        "objectiveVariant": cfg.variant,
+        "formula": formula(cfg.objective, cfg.variant),
+        "betaConvention": beta_convention(cfg),
+        "spaceOptions": {"ncpStep": cfg.ncp_step, "ncpFeatures": cfg.ncp_features} if cfg.space == "ncp" else {},
         "rank": cfg.rank,
         "alpha": cfg.alpha,
         "loraScale": cfg.alpha / cfg.rank,
@@ -175,6 +240,16 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, *
         blobstore.delete(remote_ckpt)
     local_ckpt.unlink(missing_ok=True)
     return result_message(job, "succeeded", output, result.metrics)
+
+
+def beta_convention(cfg) -> str:
+    """How this run used β, in words (the manifest's ``betaConvention``)."""
+    if cfg.objective == "sft":
+        return "beta unused by the loss (SFT); implicit rewards for metrics: -0.5*beta*(dmodel - dref)"
+    if cfg.objective == "cpo" and cfg.variant == "full-beta-sft":
+        return "full beta inside the sigmoid: -logsigmoid(-beta*(dmodel_w - dmodel_l))"
+    return ("official Diffusion-DPO beta with the 1/2: the sigmoid's argument is 0.5*beta*(...) "
+            f"({cfg.objective}'s reference-code temperature = 0.5*beta)")
 
 
 def publish(output: str, weights: Path, metrics_file: Path | None, manifest: dict) -> None:

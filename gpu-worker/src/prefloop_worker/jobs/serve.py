@@ -2,6 +2,8 @@
 
 * Receives one message at a time; while the job trains a heartbeat thread keeps extending the
   message's visibility, so SQS does not hand it to another worker.
+* Progress: every ``training_progress`` message goes to the results queue as it happens (a failed
+  send is logged and training goes on).
 * Success: post the ``training_result`` to the results queue, then delete the job message.
 * Idempotent by job id: a re-delivered finished job publishes nothing (``run_job`` finds its
   manifest) and re-posts the same result message (same id; consumers are idempotent on it).
@@ -105,8 +107,14 @@ def serve(
         job = None
         try:
             job = json.loads(message["Body"])
+            def send_progress(progress: dict) -> None:
+                try:
+                    client.send_message(QueueUrl=results_queue_url, MessageBody=json.dumps(progress))
+                except Exception as err:  # progress is advisory: never fail a job over it
+                    log(f"[serve] could not send progress: {err}", "warn")
+
             with VisibilityHeartbeat(training_queue_url, receipt, visibility_timeout, log):
-                result = run_job(job, work_dir=work_dir, log=log, **train_overrides)
+                result = run_job(job, work_dir=work_dir, log=log, on_progress=send_progress, **train_overrides)
             client.send_message(QueueUrl=results_queue_url, MessageBody=json.dumps(result))
             client.delete_message(QueueUrl=training_queue_url, ReceiptHandle=receipt)
             log(f"[serve] job {job['id']} done ({result['payload']['status']})")

@@ -1,6 +1,7 @@
 """``python -m prefloop_worker train --job job.json``: run one training job (the local platform's
-subprocess). Prints the ``training_result`` message as the last stdout line; exit 0 on success,
-1 when training failed (a ``failed`` result is printed), 2 when the job message is invalid."""
+subprocess). stdout carries JSON lines only: a ``training_progress`` message every few steps (as it
+happens), then the ``training_result`` message as the last line; exit 0 on success, 1 when
+training failed (a ``failed`` result is printed), 2 when the job message is invalid."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def run(args) -> int:
     except (json.JSONDecodeError, ContractError) as err:
         stderr_log()(f"invalid training job: {err}", "error")
         return 2
+    def print_progress(message: dict) -> None:
+        print(json.dumps(message), flush=True)
+
     try:
-        result = run_job(job, work_dir=args.work_dir, progress=args.progress)
+        result = run_job(job, work_dir=args.work_dir, progress=args.progress, on_progress=print_progress)
         code = 0
     except Exception as err:  # report, then fail
         import traceback

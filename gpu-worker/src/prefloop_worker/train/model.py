@@ -139,3 +139,82 @@ def save_diffusers_lora(unet, directory: str | os.PathLike, config) -> Path:
         unet_lora_adapter_metadata=metadata,
     )
     return directory / ADAPTER_WEIGHTS
+
+
+def lora_parameter_map(unet, adapter: str = "default") -> dict[str, torch.nn.Parameter]:
+    """LoRA parameters by their key in peft's saved format (the adapter name left out)."""
+    out = {}
+    for name, param in unet.named_parameters():
+        if ".lora_A." in name or ".lora_B." in name:
+            out[name.replace(f".{adapter}.", ".")] = param
+    return out
+
+
+def read_adapter(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """An adapter folder's LoRA tensors (peft keys, ``unet.`` prefix removed) and its LoRA config."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(directory) / ADAPTER_WEIGHTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = fh.metadata() or {}
+    config = {}
+    if "lora_adapter_metadata" in metadata:
+        raw = json.loads(metadata["lora_adapter_metadata"])
+        config = {k.removeprefix("unet."): v for k, v in raw.items()}
+    tensors = {k.removeprefix("unet."): v for k, v in load_file(str(path)).items()}
+    return tensors, config
+
+
+def check_compatible(unet, tensors: dict[str, torch.Tensor], config: dict, *, rank: int, alpha: float, name: str) -> None:
+    """Raise ValueError naming the adapter when its LoRA does not fit this UNet's LoRA exactly."""
+    params = lora_parameter_map(unet)
+    problems = []
+    if config.get("r") is not None and int(config["r"]) != rank:
+        problems.append(f"rank {config['r']} ≠ {rank}")
+    if config.get("lora_alpha") is not None and float(config["lora_alpha"]) != float(alpha):
+        problems.append(f"alpha {config['lora_alpha']} ≠ {alpha:g}")
+    missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+    if missing:
+        problems.append(f"{len(missing)} LoRA keys missing (e.g. {missing[0]})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected LoRA keys (e.g. {extra[0]})")
+    shapes = [k for k in set(params) & set(tensors) if tuple(params[k].shape) != tuple(tensors[k].shape)]
+    if shapes:
+        k = sorted(shapes)[0]
+        problems.append(f"{len(shapes)} shapes differ (e.g. {k}: {tuple(tensors[k].shape)} ≠ {tuple(params[k].shape)})")
+    if problems:
+        raise ValueError(f"parent adapter {name} is incompatible with this training job: {'; '.join(problems)}")
+
+
+@contextlib.contextmanager
+def lora_weights_swapped(params: dict[str, torch.nn.Parameter], weights: dict[str, torch.Tensor]):
+    """Run with other LoRA weights in place (no grad, no graph): the frozen parent as the reference.
+
+    The policy's own values are copied back on exit, before any backward pass reads them.
+    """
+    with torch.no_grad():
+        saved = {k: p.data.clone() for k, p in params.items()}
+        for k, p in params.items():
+            p.data.copy_(weights[k])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, p in params.items():
+                p.data.copy_(saved[k])
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float, device) -> tuple[torch.optim.Optimizer, str]:
+    """AdamW, or bitsandbytes' 8-bit AdamW where it can run (CUDA and the package installed)."""
+    wants_8bit = name in ("auto", "adamw8bit")
+    if wants_8bit and getattr(device, "type", str(device)) == "cuda":
+        try:
+            import bitsandbytes as bnb
+
+            return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=weight_decay), "adamw8bit"
+        except ImportError:
+            pass
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay), "adamw"

@@ -1,16 +1,18 @@
 """Where the distance between a prediction and its target is measured.
 
 * ``latent``: the ordinary ε-MSE (or v-MSE for v-prediction models), averaged over C, H, W.
-* ``ncp`` (Gambashidze et al. 2024, "noise-conditioned perception"): take one reverse (DDIM, η=0)
-  step from ``x_t`` to ``t-1`` with the policy's prediction, with the reference's prediction and
-  with the true noise (the target), push all three through a frozen copy of the base UNet's
-  ``conv_in`` + down blocks + mid block at ``t-1`` with the same text conditioning, and use the
-  squared feature distance (mean over C, H, W per level, summed over levels).
+* ``ncp`` (Gambashidze et al. 2024, "noise-conditioned perception"; defaults = its code): one
+  reverse step from ``x_t`` to ``t-1`` with the policy's prediction, with the reference's and with
+  the true noise (the target). By default (``ncp_step = "ddpm"``) this is the stochastic DDPM step
+  (``fixed_small`` variance) whose variance noise is shared by policy, reference and target, and
+  the same for both images of a pair; then the three results go through a frozen copy of the base
+  UNet's encoder at ``t-1`` with the same text conditioning, and the distance is
+  ``(f(x̂) - f(x)).pow(2).mean(C,H,W)`` of one feature map: the **last down block's output**
+  (``ncp_features = "last-down"``; ``"mid"`` = the mid block, the code's ``--use_middle_states``).
 
-"``t-1``" is the previous timestep of a sampler with ``ncp_sampler_steps`` steps (default 50, i.e.
-a stride of 20 training timesteps for a 1000-step schedule): a stride of one training timestep
-moves ``x`` by ~0.3 % of the noise, which bf16 features cannot resolve. Set
-``extra.ncpSamplerSteps = num_train_timesteps`` for the literal one-timestep step.
+  Kept as options: ``ncp_step = "ddim"`` (a deterministic DDIM step with a stride of
+  ``1000 / ncp_sampler_steps`` timesteps) and ``ncp_features = "sum-levels"`` (the sum over every
+  down block and the mid block of each level's mean squared distance).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import torch
 from torch import nn
 
 SPACES = ("latent", "ncp")
+NCP_STEPS = ("ddpm", "ddim")
+NCP_FEATURES = ("last-down", "mid", "sum-levels")
 
 
 def _bcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -30,8 +34,9 @@ def _bcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class NoiseConditionedFeatures(nn.Module):
     """A frozen copy of a UNet's encoder half: time embedding, ``conv_in``, down blocks, mid block."""
 
-    def __init__(self, unet: nn.Module):
+    def __init__(self, unet: nn.Module, levels: str = "sum-levels"):
         super().__init__()
+        self.levels = levels
         self.addition_embed_type = getattr(unet.config, "addition_embed_type", None)
         if self.addition_embed_type not in (None, "text") or getattr(unet, "class_embedding", None) is not None \
                 or getattr(unet, "encoder_hid_proj", None) is not None or getattr(unet, "time_embed_act", None) is not None:
@@ -58,13 +63,15 @@ class NoiseConditionedFeatures(nn.Module):
             else:
                 h, _ = block(hidden_states=h, temb=emb)
             features.append(h)
+        if self.levels == "last-down":
+            return [h]
         if self.mid_block is not None:
             if getattr(self.mid_block, "has_cross_attention", False):
                 h = self.mid_block(h, emb, encoder_hidden_states=encoder_hidden_states)
             else:
                 h = self.mid_block(h, emb)
             features.append(h)
-        return features
+        return features[-1:] if self.levels == "mid" else features
 
 
 class Space:
@@ -88,7 +95,9 @@ class Space:
             return self.scheduler.get_velocity(latents, noise, timesteps)
         raise ValueError(f"unsupported prediction type {self.prediction_type}")
 
-    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states):
+    needs_variance_noise = False
+
+    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None):
         """Per-step state shared by the policy and reference distances (the target)."""
         return self.regression_target(latents, noise, timesteps)
 
@@ -104,11 +113,21 @@ class LatentSpace(Space):
 class NCPSpace(Space):
     name = "ncp"
 
-    def __init__(self, noise_scheduler, unet: nn.Module, sampler_steps: int = 50):
+    def __init__(self, noise_scheduler, unet: nn.Module, sampler_steps: int = 50, step: str = "ddpm",
+                 features: str = "last-down"):
         super().__init__(noise_scheduler)
-        self.features = NoiseConditionedFeatures(unet)
+        if step not in NCP_STEPS or features not in NCP_FEATURES:
+            raise ValueError(f"ncp step must be one of {NCP_STEPS} and features one of {NCP_FEATURES}")
+        self.features = NoiseConditionedFeatures(unet, features)
+        self.step_kind = step
         total = int(noise_scheduler.config.num_train_timesteps)
-        self.stride = max(1, total // max(1, int(sampler_steps)))
+        self.stride = 1 if step == "ddpm" else max(1, total // max(1, int(sampler_steps)))
+        self.clip_sample = bool(getattr(noise_scheduler.config, "clip_sample", False))
+        self.clip_range = float(getattr(noise_scheduler.config, "clip_sample_range", 1.0))
+
+    @property
+    def needs_variance_noise(self) -> bool:
+        return self.step_kind == "ddpm"
 
     def to(self, device):
         super().to(device)
@@ -118,6 +137,9 @@ class NCPSpace(Space):
     def _alpha(self, timesteps):
         prev = timesteps - self.stride
         a_t = self.alphas_cumprod[timesteps]
+        if self.step_kind == "ddpm":  # the reference: t-1 clamped at 0 (ᾱ_0 there, not 1)
+            prev = prev.clamp(min=0)
+            return a_t, self.alphas_cumprod[prev], prev
         a_prev = torch.where(prev >= 0, self.alphas_cumprod[prev.clamp(min=0)], torch.ones_like(a_t))
         return a_t, a_prev, prev.clamp(min=0)
 
@@ -127,24 +149,35 @@ class NCPSpace(Space):
         a_t = _bcast(self.alphas_cumprod[timesteps], noisy)
         return a_t.sqrt() * pred.float() + (1 - a_t).sqrt() * noisy.float()  # v → ε
 
-    def _step(self, eps, noisy, timesteps):
-        """DDIM (η=0) step from x_t to x_{t-stride} with noise estimate ``eps``."""
+    def _step(self, eps, noisy, timesteps, variance_noise=None):
+        """One reverse step from x_t with noise estimate ``eps``: DDPM to t-1 (shared variance
+        noise) or DDIM (η=0) to t-stride."""
         a_t, a_prev, _ = self._alpha(timesteps)
         a_t, a_prev = _bcast(a_t, noisy), _bcast(a_prev, noisy)
-        x0 = (noisy.float() - (1 - a_t).sqrt() * eps.float()) / a_t.sqrt()
-        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps.float()
+        x = noisy.float()
+        x0 = (x - (1 - a_t).sqrt() * eps.float()) / a_t.sqrt()
+        if self.step_kind == "ddim":
+            return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps.float()
+        if self.clip_sample:
+            x0 = x0.clamp(-self.clip_range, self.clip_range)
+        beta_t = 1 - a_t / a_prev
+        mean = (a_prev.sqrt() * beta_t / (1 - a_t)) * x0 + ((1 - beta_t).sqrt() * (1 - a_prev) / (1 - a_t)) * x
+        variance = ((1 - a_prev) / (1 - a_t) * beta_t).clamp(min=1e-20)
+        std = torch.where(_bcast(timesteps, noisy) > 0, variance.sqrt(), torch.zeros_like(variance))
+        return mean + std * variance_noise.float()
 
-    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states):
-        _, a_prev, prev_t = self._alpha(timesteps)
-        a_prev = _bcast(a_prev, latents)
-        target = a_prev.sqrt() * latents.float() + (1 - a_prev).sqrt() * noise.float()
+    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None):
+        if self.needs_variance_noise and variance_noise is None:
+            raise ValueError("the DDPM step of the NCP space needs variance noise")
+        _, _, prev_t = self._alpha(timesteps)
+        target = self._step(noise, noisy, timesteps, variance_noise)  # the true noise: x0 = latents
         with torch.no_grad():
             feats = self.features(target.to(noisy.dtype), prev_t, encoder_hidden_states)
-        return [f.detach() for f in feats], prev_t
+        return [f.detach() for f in feats], prev_t, variance_noise
 
     def distance(self, pred, state, noisy, timesteps, encoder_hidden_states) -> torch.Tensor:
-        target_feats, prev_t = state
-        x_prev = self._step(self._eps(pred, noisy, timesteps), noisy, timesteps)
+        target_feats, prev_t, variance_noise = state
+        x_prev = self._step(self._eps(pred, noisy, timesteps), noisy, timesteps, variance_noise)
         feats = self.features(x_prev.to(noisy.dtype), prev_t, encoder_hidden_states)
         total = 0
         for f, g in zip(feats, target_feats):
@@ -153,10 +186,11 @@ class NCPSpace(Space):
         return total
 
 
-def make_space(name: str, noise_scheduler, unet, sampler_steps: int = 50) -> Space:
+def make_space(name: str, noise_scheduler, unet, sampler_steps: int = 50, step: str = "ddpm",
+               features: str = "last-down") -> Space:
     """Build the distance space; for ``ncp`` call before the LoRA is injected (the copy is of the base)."""
     if name == "latent":
         return LatentSpace(noise_scheduler)
     if name == "ncp":
-        return NCPSpace(noise_scheduler, unet, sampler_steps)
+        return NCPSpace(noise_scheduler, unet, sampler_steps, step, features)
     raise ValueError(f"unknown space {name!r}; expected one of {SPACES}")

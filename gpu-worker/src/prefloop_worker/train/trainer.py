@@ -1,17 +1,17 @@
 """The preference trainer: one loop for every objective × space, LoRA out.
 
 One optimisation step = ``gradient_accumulation`` micro-steps of ``batch_size`` pairs per process.
-Each micro-step: winner and loser latents get the same noise and timestep; the UNet with its LoRA
-(policy) and with the LoRA disabled (reference, no grad, same module) predict on both; the space
-turns predictions into per-image distances; the objective turns distances into a loss.
+Each micro-step: the two images of a pair get the same noise and timestep (KTO: each image its
+own, as Diffusion-KTO samples them); the UNet with its LoRA (policy) and the reference (the LoRA
+disabled, or the parent's LoRA swapped in: no second UNet, no grad) predict; the space turns
+predictions into per-image distances; the objective turns distances into a loss. Passes an
+objective does not use are skipped: SFT runs the policy on winners only, CPO has no reference.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,16 +20,27 @@ from pathlib import Path
 import torch
 
 from ..data.images import load_image, paired_views
-from ..data.snapshot import PreferencePair, PreferenceSnapshot, SnapshotOptions, read_snapshot
+from ..data.snapshot import PairStream, PreferencePair, SnapshotOptions, SnapshotScan, scan
 from ..logs import stderr_log
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .model import BaseModel, adapter_disabled, add_lora, load_base_model, load_lora_state, lora_parameters, lora_state_dict, save_diffusers_lora
-from .objectives import dpo_inside, implicit_accuracy, preference_loss, rpo_weights
+from .model import (
+    BaseModel,
+    adapter_disabled,
+    add_lora,
+    check_compatible,
+    load_base_model,
+    lora_parameter_map,
+    lora_parameters,
+    lora_weights_swapped,
+    make_optimizer,
+    read_adapter,
+    save_diffusers_lora,
+)
+from .objectives import dpo_inside, implicit_accuracy, kto_loss, preference_loss, rpo_weights
 from .spaces import LatentSpace, make_space
 
-CHECKPOINT_VERSION = 1
-METRIC_KEYS = ("loss", "implicit_acc", "reward_w", "reward_l", "margin", "model_mse", "ref_mse",
-               "model_mse_w", "model_mse_l", "ref_mse_w", "ref_mse_l")
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
@@ -45,158 +56,111 @@ class Interrupted(Exception):
     pass
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+class BoundedCache:
+    """A dict that stops taking entries once its tensors reach ``max_bytes`` (no eviction: with
+    shuffled access an evicting cache mostly misses)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes, self.data = max(0, int(max_bytes)), 0, {}
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def put(self, key, tensors: tuple[torch.Tensor, ...]) -> None:
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        if key in self.data or self.bytes + size > self.max_bytes:
+            return
+        self.data[key] = tensors
+        self.bytes += size
 
 
 class PairEncoder:
-    """Images → VAE latent distributions and captions → text embeddings, memoised in memory
-    (and on disk under ``cache_dir``) when the data fits."""
+    """Images → VAE latent distributions and captions → text embeddings, cached up to
+    ``cfg.cache_bytes`` (latents unless ``random_crop``)."""
 
-    def __init__(self, base: BaseModel, cfg: TrainConfig, snapshot: PreferenceSnapshot, device, dtype, read_blob=None):
+    def __init__(self, base: BaseModel, cfg: TrainConfig, device, dtype, base_dir: str, read_blob=None):
         self.base, self.cfg, self.device, self.dtype = base, cfg, device, dtype
-        self.snapshot, self.read_blob = snapshot, read_blob
+        self.base_dir, self.read_blob = base_dir, read_blob
         self.resolution = cfg.resolution or base.resolution
         self.scaling = float(base.vae.config.scaling_factor)
-        self.latent_cache: dict[tuple[int, int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
-        self.text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.cache_latents = not cfg.random_crop and len(snapshot.train) <= cfg.latent_cache_max
+        self.cache = BoundedCache(cfg.cache_bytes)
 
-    # text -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def _encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        tok = self.base.tokenizer
-        ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
-        out = self.base.text_encoder(ids.to(self.device))
-        return out[0].to(self.dtype), out[1].float()
-
     def text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        missing = sorted({c for c in captions if c not in self.text_cache})
-        for i in range(0, len(missing), 64):
-            chunk = missing[i : i + 64]
-            hidden, pooled = self._encode_text(chunk)
-            for j, caption in enumerate(chunk):
-                self.text_cache[caption] = (hidden[j], pooled[j])
-        hidden = torch.stack([self.text_cache[c][0] for c in captions])
-        pooled = torch.stack([self.text_cache[c][1] for c in captions])
-        return hidden, pooled
-
-    # images ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _encode_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dist = self.base.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
-        return dist.mean.float(), dist.std.float()
+        missing = sorted({c for c in captions if self.cache.get(("text", c)) is None})
+        fresh = {}
+        if missing:
+            tok = self.base.tokenizer
+            ids = tok(missing, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+            out = self.base.text_encoder(ids.to(self.device))
+            for j, caption in enumerate(missing):
+                fresh[caption] = (out[0][j].to(self.dtype), out[1][j].float())
+                self.cache.put(("text", caption), fresh[caption])
+        got = [fresh.get(c) or self.cache.get(("text", c)) for c in captions]
+        return torch.stack([g[0] for g in got]), torch.stack([g[1] for g in got])
 
     def _views(self, pair: PreferencePair, flip: bool, generator=None):
-        w = load_image(pair.winner, self.snapshot.base_dir, self.read_blob)
-        l = load_image(pair.loser, self.snapshot.base_dir, self.read_blob)
+        w = load_image(pair.winner, self.base_dir, self.read_blob)
+        l = load_image(pair.loser, self.base_dir, self.read_blob)
         return paired_views(w, l, self.resolution, random_crop=self.cfg.random_crop, flip=flip, generator=generator)
 
-    def latent_dists(self, split: str, pairs: list[PreferencePair], indices: list[int], flips: list[bool], generator=None):
-        """(mean, std) of winner and loser latents: 4 tensors ``[B, C, h, w]``."""
-        keys = [(0 if split == "train" else 1, i, f) for i, f in zip(indices, flips)]
-        todo = [k for k in dict.fromkeys(keys) if k not in self.latent_cache] if self.cache_latents else keys
+    @torch.no_grad()
+    def latent_dists(self, pairs: list[PreferencePair], flips: list[bool], generator=None):
+        """(mean, std) of first and second latents: 4 tensors ``[B, C, h, w]``."""
+        cacheable = not self.cfg.random_crop
+        keys = [(pair.key, f) for pair, f in zip(pairs, flips)]
+        found = {k: self.cache.get(("latent", k)) for k in keys} if cacheable else {}
+        todo = [i for i, k in enumerate(keys) if found.get(k) is None]
         if todo:
-            views = [self._views(pairs[i], f, generator) for _, i, f in todo]
+            views = [self._views(pairs[i], flips[i], generator) for i in todo]
             pixels = torch.stack([v[0] for v in views] + [v[1] for v in views])
-            mean, std = self._encode_pixels(pixels)
+            dist = self.base.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
+            mean, std = dist.mean.float(), dist.std.float()
             n = len(todo)
-            fresh = {k: ((mean[j], std[j]), (mean[n + j], std[n + j])) for j, k in enumerate(todo)}
-            if self.cache_latents:
-                self.latent_cache.update(fresh)
-            source = {**self.latent_cache, **fresh} if self.cache_latents else fresh
-        else:
-            source = self.latent_cache
-        w_mean = torch.stack([source[k][0][0] for k in keys])
-        w_std = torch.stack([source[k][0][1] for k in keys])
-        l_mean = torch.stack([source[k][1][0] for k in keys])
-        l_std = torch.stack([source[k][1][1] for k in keys])
-        return w_mean, w_std, l_mean, l_std
-
-    def warm(self, log) -> None:
-        """Encode every caption and (when cached) every pair once, up front; load/save a disk cache."""
-        path = self._disk_cache_path()
-        if path is not None and path.exists():
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            self.latent_cache = {tuple(k): v for k, v in zip(blob["keys"], blob["values"])}
-            self.latent_cache = {(int(a), int(b), bool(c)): v for (a, b, c), v in self.latent_cache.items()}
-            self.text_cache = dict(zip(blob["captions"], blob["text"]))
-            log(f"loaded latent/text cache {path}")
-            return
-        t0 = time.time()
-        chunk = max(1, self.cfg.batch_size)  # no bigger activations than a training step's
-        captions = sorted({p.caption for p in self.snapshot.train + self.snapshot.heldout} | {""})
-        for i in range(0, len(captions), chunk):
-            self.text(captions[i : i + chunk])
-        if self.cache_latents:
-            flips = [False, True] if self.cfg.flip else [False]
-            for split, pairs in (("train", self.snapshot.train), ("heldout", self.snapshot.heldout[: self.cfg.heldout_max])):
-                for f in flips:
-                    for i in range(0, len(pairs), chunk):
-                        idx = list(range(i, min(i + chunk, len(pairs))))
-                        self.latent_dists(split, pairs, idx, [f] * len(idx))
-        log(f"encoded {len(self.text_cache)} captions and {len(self.latent_cache)} pairs in {time.time() - t0:.1f}s")
-        if path is not None:
-            keys = list(self.latent_cache)
-            _atomic_torch_save(
-                {"keys": [list(k) for k in keys], "values": [self.latent_cache[k] for k in keys],
-                 "captions": list(self.text_cache), "text": list(self.text_cache.values())},
-                path,
-            )
-
-    def _disk_cache_path(self) -> Path | None:
-        if not self.cfg.cache_dir or not self.cache_latents:
-            return None
-        key = json.dumps([self.cfg.base_model_id, self.cfg.dataset_snapshot_id, self.resolution, self.cfg.flip,
-                          self.cfg.heldout_max, self.cfg.heldout_fraction, self.cfg.absolute_winners,
-                          self.cfg.keep_ties_for_metrics, self.cfg.exclude_flagged, self.cfg.max_pairs, str(self.dtype)])
-        return Path(self.cfg.cache_dir) / f"encoded-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+            for j, i in enumerate(todo):
+                entry = (mean[j], std[j], mean[n + j], std[n + j])
+                found[keys[i]] = entry
+                if cacheable:
+                    self.cache.put(("latent", keys[i]), tuple(t.clone() for t in entry))
+        return tuple(torch.stack([found[k][c] for k in keys]) for c in range(4))
 
 
-class DataCursor:
-    """Deterministic, resumable order: a fresh seeded permutation per epoch, read in order."""
-
-    def __init__(self, n: int, seed: int, epoch: int = 0, position: int = 0):
-        self.n, self.seed, self.epoch, self.position = n, seed, epoch, position
-        self._perm = self._permutation(epoch)
-
-    def _permutation(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.n, generator=g).tolist()
-
-    def take(self, k: int) -> list[int]:
-        out = []
-        while len(out) < k:
-            if self.position >= self.n:
-                self.epoch += 1
-                self.position = 0
-                self._perm = self._permutation(self.epoch)
-            take = min(k - len(out), self.n - self.position)
-            out.extend(self._perm[self.position : self.position + take])
-            self.position += take
-        return out
-
-    def state(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
+@dataclass
+class Batch:
+    latents: torch.Tensor  # [images·B, C, h, w]: firsts (winners), then seconds (losers) unless winners_only
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+    hidden: torch.Tensor
+    pooled: torch.Tensor  # [B, D] per pair
+    variance_noise: torch.Tensor | None
+    desirable: torch.Tensor  # [images·B] bools (KTO)
+    winners_only: bool
 
 
 class PreferenceTrainer:
-    def __init__(self, cfg: TrainConfig, *, read_blob=None, log=None, on_checkpoint=None, accelerator=None):
+    def __init__(self, cfg: TrainConfig, *, read_blob=None, log=None, on_checkpoint=None, on_progress=None, accelerator=None):
         from accelerate import Accelerator
 
         self.cfg = cfg
         self.read_blob = read_blob
         self.on_checkpoint = on_checkpoint
-        if accelerator is None:
-            mp = cfg.mixed_precision
-            if mp == "auto":
-                mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-            accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
-        self.accelerator = accelerator
+        self.on_progress = on_progress
         self._log = log or stderr_log()
+        self.precision_note = None
+        if accelerator is None:
+            accelerator = Accelerator(mixed_precision=self._precision(cfg.mixed_precision), cpu=not torch.cuda.is_available())
+        self.accelerator = accelerator
+
+    def _precision(self, wanted: str) -> str:
+        cuda = torch.cuda.is_available()
+        if wanted == "auto":
+            if not cuda:
+                return "no"
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if wanted in ("fp16", "bf16") and not cuda:
+            self.precision_note = f"mixedPrecision {wanted} needs a GPU; training in fp32 on the CPU"
+            return "no"
+        return wanted
 
     def log(self, msg: str) -> None:
         if self.accelerator.is_main_process:
@@ -206,17 +170,34 @@ class PreferenceTrainer:
     def _setup(self):
         cfg, acc = self.cfg, self.accelerator
         device = acc.device
-        self.weight_dtype = torch.bfloat16 if acc.mixed_precision == "bf16" else torch.float32
+        if self.precision_note:
+            self.log(self.precision_note)
+        self.weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(acc.mixed_precision, torch.float32)
         base = load_base_model(cfg.base_model)
         base.text_encoder.to(device, self.weight_dtype)
         base.vae.to(device, self.weight_dtype)
         base.unet.to(device, self.weight_dtype)
         self.base = base
-        self.space = make_space(cfg.space, base.noise_scheduler, base.unet, cfg.ncp_sampler_steps).to(device)
+        self.space = make_space(cfg.space, base.noise_scheduler, base.unet, cfg.ncp_sampler_steps, cfg.ncp_step,
+                                cfg.ncp_features).to(device)
         self.latent_space = LatentSpace(base.noise_scheduler).to(device)
         self.lora_config = add_lora(base.unet, cfg.rank, cfg.alpha, init_seed=cfg.seed)
         self.params = lora_parameters(base.unet)
-        self.snapshot = read_snapshot(
+        self.lora_params = lora_parameter_map(base.unet)
+        self.parent = None
+        if cfg.parent_adapter:
+            tensors, config = read_adapter(cfg.parent_adapter)
+            name = cfg.parent_adapter_id or cfg.parent_adapter
+            check_compatible(base.unet, tensors, config, rank=cfg.rank, alpha=cfg.alpha, name=name)
+            self.parent = {k: v.to(device=device, dtype=self.lora_params[k].dtype) for k, v in tensors.items()}
+            with torch.no_grad():
+                for k, p in self.lora_params.items():
+                    p.data.copy_(self.parent[k])
+            self.log(f"policy starts from parent adapter {name}; the reference is base + parent (frozen)")
+        if cfg.gradient_checkpointing:
+            base.unet.enable_gradient_checkpointing()
+        kto = cfg.objective == "kto"
+        self.snapshot: SnapshotScan = scan(
             cfg.dataset,
             SnapshotOptions(
                 keep_ties_for_metrics=cfg.keep_ties_for_metrics,
@@ -224,14 +205,19 @@ class PreferenceTrainer:
                 exclude_flagged=cfg.exclude_flagged,
                 heldout_fraction=cfg.heldout_fraction,
                 max_pairs=cfg.max_pairs,
+                include_ties=kto and cfg.kto_ties,
+                include_both_bad=kto and cfg.kto_both_bad,
+                seed=cfg.seed,
+                heldout_max=cfg.heldout_max,
+                probe_max=cfg.heldout_max,
+                shuffle_buffer=cfg.shuffle_buffer,
             ),
         )
-        if not self.snapshot.train:
+        if not self.snapshot.train_pairs:
             raise ValueError(f"no training pairs in the snapshot ({dict(self.snapshot.counts)})")
         self.log(f"snapshot: {dict(self.snapshot.counts)}")
-        self.encoder = PairEncoder(base, cfg, self.snapshot, device, self.weight_dtype, self.read_blob)
-        self.encoder.warm(self.log)
-        self.heldout = self.snapshot.heldout[: cfg.heldout_max]
+        self.encoder = PairEncoder(base, cfg, device, self.weight_dtype, self.snapshot.base_dir, self.read_blob)
+        self.heldout = self.snapshot.heldout
 
         world = acc.num_processes
         effective = cfg.learning_rate * world * cfg.batch_size * cfg.gradient_accumulation
@@ -240,7 +226,9 @@ class PreferenceTrainer:
             f"effective learning rate = base {cfg.learning_rate:g} × world {world} × batch {cfg.batch_size} × "
             f"accumulation {cfg.gradient_accumulation} = {effective:g} (optimizer uses {lr:g}; scale_lr={cfg.scale_lr})"
         )
-        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=cfg.weight_decay)
+        self.optimizer, self.optimizer_name = make_optimizer(cfg.optimizer, self.params, lr, cfg.weight_decay, device)
+        if cfg.optimizer == "adamw8bit" and self.optimizer_name != "adamw8bit":
+            self.log("8-bit AdamW needs CUDA and bitsandbytes; using AdamW")
         warmup = max(0, cfg.warmup_steps)
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
@@ -248,38 +236,55 @@ class PreferenceTrainer:
         self.unet, self.optimizer = acc.prepare(base.unet, self.optimizer)
         self.raw_unet = base.unet
 
+    def reference(self):
+        """The reference model: the parent's LoRA swapped in, or the LoRA disabled."""
+        if self.parent is not None:
+            return lora_weights_swapped(self.lora_params, self.parent)
+        return adapter_disabled(self.raw_unet)
+
     # one micro-step -------------------------------------------------------------------------
-    def _batch(self, split: str, pairs, indices, generator, *, sample_latents: bool, dropout: float):
+    def _batch(self, pairs: list[PreferencePair], generator, *, sample_latents: bool, dropout: float, train: bool,
+               winners_only: bool = False, independent_noise: bool = False) -> Batch:
         cfg = self.cfg
-        flips = [bool(cfg.flip and torch.rand((), generator=generator) < 0.5) for _ in indices] if split == "train" else [False] * len(indices)
-        captions = [pairs[i].caption for i in indices]
+        flips = [bool(cfg.flip and torch.rand((), generator=generator) < 0.5) for _ in pairs] if train else [False] * len(pairs)
+        captions = [p.caption for p in pairs]
         if dropout > 0:
             captions = ["" if torch.rand((), generator=generator) < dropout else c for c in captions]
-        w_mean, w_std, l_mean, l_std = self.encoder.latent_dists(split, pairs, indices, flips, generator if cfg.random_crop else None)
+        w_mean, w_std, l_mean, l_std = self.encoder.latent_dists(pairs, flips, generator if cfg.random_crop else None)
         if sample_latents:
             w = w_mean + w_std * torch.randn(w_mean.shape, generator=generator).to(w_mean.device)
             l = l_mean + l_std * torch.randn(l_mean.shape, generator=generator).to(l_mean.device)
         else:
             w, l = w_mean, l_mean
-        latents = torch.cat([w, l]) * self.encoder.scaling
+        images = 1 if winners_only else 2
+        latents = (w if winners_only else torch.cat([w, l])) * self.encoder.scaling
         hidden, pooled = self.encoder.text(captions)
-        b = len(indices)
-        noise = torch.randn((b, *latents.shape[1:]), generator=generator).to(latents.device)
+        b = len(pairs)
+        draws = b * images if independent_noise else b
+        repeat = 1 if independent_noise else images
+        noise = torch.randn((draws, *latents.shape[1:]), generator=generator).to(latents.device)
         steps = int(self.base.noise_scheduler.config.num_train_timesteps)
-        t = torch.randint(0, steps, (b,), generator=generator).to(latents.device)
-        return latents, noise.repeat(2, 1, 1, 1), t.repeat(2), hidden.repeat(2, 1, 1), pooled
+        t = torch.randint(0, steps, (draws,), generator=generator).to(latents.device)
+        variance = None
+        if self.space.needs_variance_noise:
+            variance = torch.randn((draws, *latents.shape[1:]), generator=generator).to(latents.device).repeat(repeat, 1, 1, 1)
+        desirable = torch.tensor([p.desirable[0] for p in pairs] + ([] if winners_only else [p.desirable[1] for p in pairs]))
+        return Batch(latents, noise.repeat(repeat, 1, 1, 1), t.repeat(repeat), hidden.repeat(images, 1, 1), pooled,
+                     variance, desirable.to(latents.device), winners_only)
 
-    def _distances(self, latents, noise, t, hidden, *, grad: bool, extra_latent: bool = False):
+    def _distances(self, batch: Batch, *, grad: bool, need_ref: bool = True, extra_latent: bool = False):
         acc = self.accelerator
+        latents, noise, t, hidden = batch.latents, batch.noise, batch.timesteps, batch.hidden
         noisy = self.base.noise_scheduler.add_noise(latents, noise, t).to(self.weight_dtype)
-        state = self.space.prepare(latents, noise, noisy, t, hidden)
+        state = self.space.prepare(latents, noise, noisy, t, hidden, batch.variance_noise)
         out = {}
         with torch.set_grad_enabled(grad), acc.autocast():
             pred = (self.unet if grad else self.raw_unet)(noisy, t, hidden).sample
             out["model"] = self.space.distance(pred, state, noisy, t, hidden)
-        with torch.no_grad(), adapter_disabled(self.raw_unet), acc.autocast():
-            ref_pred = self.raw_unet(noisy, t, hidden).sample
-            out["ref"] = self.space.distance(ref_pred, state, noisy, t, hidden)
+        if need_ref:
+            with torch.no_grad(), self.reference(), acc.autocast():
+                ref_pred = self.raw_unet(noisy, t, hidden).sample
+                out["ref"] = self.space.distance(ref_pred, state, noisy, t, hidden)
         if extra_latent and self.space.name != "latent":
             with torch.no_grad():
                 target = self.latent_space.prepare(latents, noise, noisy, t, hidden)
@@ -287,41 +292,63 @@ class PreferenceTrainer:
                 out["ref_latent"] = self.latent_space.distance(ref_pred, target, noisy, t, hidden)
         return out
 
-    def _terms(self, dist_model, dist_ref, pooled):
+    def _terms(self, dist_model, dist_ref, batch: Batch):
+        """The objective's terms and the per-image distances (w, l, ref w, ref l; zeros where a pass
+        was skipped: those only feed diagnostics the step does not report)."""
         cfg = self.cfg
-        mw, ml = dist_model.chunk(2)
-        rw, rl = dist_ref.chunk(2)
-        weights = rpo_weights(pooled, pooled, cfg.rpo_tau) if cfg.objective == "rpo" else None
-        terms = preference_loss(cfg.objective, mw, ml, rw, rl, beta=cfg.beta, sft_weight=cfg.sft_weight, rpo_weight_matrix=weights)
+        if batch.winners_only:
+            mw = dist_model
+            ml = torch.zeros_like(mw)
+        else:
+            mw, ml = dist_model.chunk(2)
+        if dist_ref is None:
+            rw, rl = torch.zeros_like(mw), torch.zeros_like(mw)
+        else:
+            rw, rl = (dist_ref, torch.zeros_like(mw)) if batch.winners_only else dist_ref.chunk(2)
+        if cfg.objective == "kto":
+            model, ref = torch.cat([mw, ml]), torch.cat([rw, rl])
+            kl = None
+            if self.accelerator.num_processes > 1:  # Diffusion-KTO all-reduces its reference point
+                kl = self.accelerator.reduce((ref - model).mean().detach(), reduction="mean")
+            terms = kto_loss(model, ref, batch.desirable, cfg.beta, kl=kl, desirable_weight=cfg.kto_desirable_weight,
+                             undesirable_weight=cfg.kto_undesirable_weight)
+        else:
+            weights = rpo_weights(batch.pooled, batch.pooled, cfg.rpo_tau) if cfg.objective == "rpo" else None
+            terms = preference_loss(cfg.objective, mw, ml, rw, rl, beta=cfg.beta, sft_weight=cfg.sft_weight,
+                                    rpo_weight_matrix=weights, variant=cfg.variant)
         return terms, (mw, ml, rw, rl)
+
+    def _passes(self) -> tuple[bool, bool]:
+        """(needs the loser pass, needs the reference pass) of a training step."""
+        objective = self.cfg.objective
+        return objective != "sft", objective not in ("sft", "cpo")
 
     # held-out --------------------------------------------------------------------------------
     @torch.no_grad()
-    def _probe(self, split: str, pairs, seed_offset: int, indices: list[int] | None = None) -> dict:
+    def _probe(self, pairs: list[PreferencePair], seed_offset: int) -> dict:
         """Objective loss and implicit accuracies on ``pairs`` with fixed noise and timesteps."""
         g = torch.Generator().manual_seed(self.cfg.seed + seed_offset)
         insides, insides_latent, ties, losses, sizes = [], [], [], [], []
-        indices = list(range(len(pairs))) if indices is None else indices
         chunk = self.cfg.batch_size if self.cfg.objective == "rpo" else 16  # rpo's loss depends on the batch
-        for i in range(0, len(indices), chunk):
-            idx = indices[i : i + chunk]
+        for i in range(0, len(pairs), chunk):
+            part = pairs[i : i + chunk]
             # The implicit reward is an expectation over timestep and noise: average each pair's
             # distances over `eval_draws` draws before taking the sign (one draw is mostly noise).
             draws = []
             for _ in range(max(1, self.cfg.eval_draws)):
-                latents, noise, t, hidden, pooled = self._batch(split, pairs, idx, g, sample_latents=False, dropout=0.0)
-                draws.append(self._distances(latents, noise, t, hidden, grad=False, extra_latent=True))
+                batch = self._batch(part, g, sample_latents=False, dropout=0.0, train=False)
+                draws.append(self._distances(batch, grad=False, extra_latent=True))
             d = {k: torch.stack([draw[k] for draw in draws]).mean(0) for k in draws[0]}
-            terms, _ = self._terms(d["model"], d["ref"], pooled)
-            losses.append(float(terms.loss) * len(idx))
-            sizes.append(len(idx))
-            insides.append(terms.inside.float().cpu())
+            terms, (mw, ml, rw, rl) = self._terms(d["model"], d["ref"], batch)
+            losses.append(float(terms.loss) * len(part))
+            sizes.append(len(part))
+            insides.append(dpo_inside(mw, ml, rw, rl, self.cfg.beta).float().cpu())
             if "model_latent" in d:
                 mw, ml = d["model_latent"].chunk(2)
                 rw, rl = d["ref_latent"].chunk(2)
                 insides_latent.append(dpo_inside(mw, ml, rw, rl, self.cfg.beta).float().cpu())
-            ties.extend(pairs[j].tie for j in idx)
-        tie = torch.tensor(ties)
+            ties.extend(p.tie for p in part)
+        tie = torch.tensor(ties, dtype=torch.bool)
 
         def acc_of(inside):
             inside = inside.clone()
@@ -338,35 +365,47 @@ class PreferenceTrainer:
         """Held-out pairs and a fixed probe of training pairs, with fixed noise (comparable across steps)."""
         out = {}
         if self.heldout:
-            out.update({f"heldout_{k}": v for k, v in self._probe("heldout", self.heldout, 7_777_777).items()})
-        probe = list(range(min(len(self.snapshot.train), self.cfg.heldout_max)))
+            out.update({f"heldout_{k}": v for k, v in self._probe(self.heldout, 7_777_777).items()})
+        probe = [p for p in self.snapshot.probe if p.kind == "preference"]
         if probe:
-            out.update({f"probe_{k}": v for k, v in self._probe("train", self.snapshot.train, 5_555_555, probe).items()})
+            out.update({f"probe_{k}": v for k, v in self._probe(probe, 5_555_555).items()})
         return out
 
     # checkpoints -----------------------------------------------------------------------------
-    def _checkpoint_state(self, step, cursor, generator, skipped) -> dict:
+    def _rank_states(self, generator) -> dict:
+        """Every process's random streams (gathered: a collective, called on every rank)."""
+        states = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            states["cuda_rng"] = torch.cuda.get_rng_state()
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return {k: v[None] for k, v in states.items()}
+        return {k: acc.gather(v.to(acc.device)[None]).cpu() for k, v in states.items()}
+
+    def _checkpoint_state(self, step, stream, rank_states, skipped) -> dict:
         return {
             "version": CHECKPOINT_VERSION,
             "fingerprint": self.cfg.fingerprint(),
+            "world": self.accelerator.num_processes,
             "step": step,
-            "lora": {k: v.cpu() for k, v in lora_state_dict(self.raw_unet).items()},
+            "lora": {k: v.detach() for k, v in self.lora_params.items()},
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
-            "data": cursor.state(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "data": stream.state(),
+            "rank_states": rank_states,
             "skipped_steps": skipped,
             "history": self.history,
             "start_eval": self.history_start_eval,
         }
 
-    def save_checkpoint(self, step, cursor, generator, skipped) -> None:
-        if not self.cfg.checkpoint_path or not self.accelerator.is_main_process:
+    def save_checkpoint(self, step, stream, generator, skipped) -> None:
+        if not self.cfg.checkpoint_path:
+            return
+        rank_states = self._rank_states(generator)
+        if not self.accelerator.is_main_process:
             return
         path = Path(self.cfg.checkpoint_path)
-        _atomic_torch_save(self._checkpoint_state(step, cursor, generator, skipped), path)
+        save_checkpoint(self._checkpoint_state(step, stream, rank_states, skipped), path)
         self.log(f"checkpoint at step {step} → {path}")
         if self.on_checkpoint:
             self.on_checkpoint(path, step)
@@ -375,11 +414,35 @@ class PreferenceTrainer:
         path = self.cfg.checkpoint_path
         if not path or not Path(path).exists():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") != self.cfg.fingerprint():
+        try:
+            state = load_checkpoint(path)
+        except Exception as err:  # not ours, or damaged: start over rather than trust it
+            self.log(f"ignoring checkpoint {path}: {err}")
+            return None
+        fingerprint = json.loads(json.dumps(self.cfg.fingerprint()))
+        if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
             self.log(f"ignoring checkpoint {path}: it belongs to a different configuration")
             return None
         return state
+
+    def _restore(self, state, generator) -> None:
+        acc = self.accelerator
+        with torch.no_grad():
+            for k, p in self.lora_params.items():
+                p.data.copy_(state["lora"][k].to(p.device, p.dtype))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        rank = acc.process_index
+        ranks = state["rank_states"]
+        if state.get("world") == acc.num_processes:
+            generator.set_state(ranks["generator"][rank].clone())
+            torch.set_rng_state(ranks["torch_rng"][rank].clone())
+            if "cuda_rng" in ranks and torch.cuda.is_available():
+                torch.cuda.set_rng_state(ranks["cuda_rng"][rank].clone())
+        else:  # another number of processes: fresh, distinct streams per rank (not bit-identical)
+            generator.manual_seed(self.cfg.seed * 7919 + 17 + rank + 1_000_003 * state["step"])
+            self.log(f"checkpoint was written by {state.get('world')} processes, this run has {acc.num_processes}: "
+                     "random streams are reseeded")
 
     # the loop --------------------------------------------------------------------------------
     def _metrics_writer(self, resumed_step: int):
@@ -399,71 +462,101 @@ class PreferenceTrainer:
         path.write_text("".join(line + "\n" for line in keep))
         return path.open("a")
 
+    def _record(self, record: dict) -> None:
+        """One metrics line: to ``metrics.jsonl`` and to the next progress message."""
+        if self.metrics_file:
+            self.metrics_file.write(json.dumps(record) + "\n")
+            self.metrics_file.flush()
+        self.pending_metrics.append({k: float(v) for k, v in record.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+
+    def _progress(self, step: int, phase: str, rate: float | None) -> None:
+        if not self.accelerator.is_main_process or self.on_progress is None:
+            self.pending_metrics = []
+            return
+        eta = (self.cfg.steps - step) / rate if rate else None
+        self.on_progress({
+            "step": step, "totalSteps": self.cfg.steps, "stepsPerSecond": rate, "etaSeconds": eta, "phase": phase,
+            "metrics": self.pending_metrics[-1000:],
+        })
+        self.pending_metrics = []
+
+    def _step_values(self, terms, d, mw, ml, rw, rl) -> dict:
+        """What a training step reports: only what its passes computed."""
+        need_loser, need_ref = self._passes()
+        values = {"loss": terms.loss.detach(), "model_mse": d["model"].detach().mean(), "model_mse_w": mw.detach().mean()}
+        if need_loser:
+            values["model_mse_l"] = ml.detach().mean()
+        if need_ref:
+            values.update({
+                "implicit_acc": implicit_accuracy(terms.inside),
+                "reward_w": terms.reward_w.detach().mean(), "reward_l": terms.reward_l.detach().mean(),
+                "margin": (terms.reward_w - terms.reward_l).detach().mean(),
+                "ref_mse": d["ref"].mean(), "ref_mse_w": rw.mean(), "ref_mse_l": rl.mean(),
+            })
+        return values
+
     def train(self) -> TrainResult:
         from tqdm.auto import tqdm
 
         cfg, acc = self.cfg, self.accelerator
         self._setup()
         world, rank = acc.num_processes, acc.process_index
-        cursor = DataCursor(len(self.snapshot.train), cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed * 7919 + 17 + rank)
         step, skipped, resumed = 0, 0, 0
         self.history: list[dict] = []
         self.history_start_eval: dict = {}
+        self.pending_metrics: list[dict] = []
         state = self._load_checkpoint()
+        stream_state = {}
         if state is not None:
-            load_lora_state(self.raw_unet, {k: v.to(acc.device) for k, v in state["lora"].items()})
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-            cursor = DataCursor(len(self.snapshot.train), cfg.seed, **state["data"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            if state.get("cuda_rng") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self._restore(state, generator)
+            stream_state = state["data"]
             step = resumed = state["step"]
             skipped = state["skipped_steps"]
             self.history = state.get("history", [])
             self.history_start_eval = state.get("start_eval", {})
             self.log(f"resumed from checkpoint at step {step}")
-        metrics_file = self._metrics_writer(resumed)
+        stream = PairStream(self.snapshot, cfg.seed, **stream_state)
+        self.metrics_file = self._metrics_writer(resumed)
         eval_every = cfg.eval_every or max(1, cfg.steps // 10)  # < 0: no evaluations at all
+        progress_every = cfg.progress_every or max(1, cfg.steps // 20)
         if step == 0 and eval_every > 0:
             first = self.evaluate()
             self.history_start_eval = first
-            if metrics_file and first:
-                metrics_file.write(json.dumps({"step": 0, **first}) + "\n")
-                metrics_file.flush()
+            if first:
+                self._record({"step": 0, **first})
+                self._progress(0, "evaluation", None)
         bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.objective}/{cfg.space}", unit="step",
                    disable=(not acc.is_main_process) or (cfg.progress is False) or (cfg.progress is None and not sys.stderr.isatty()))
         t_start, last_log = time.time(), time.time()
+        need_loser, need_ref = self._passes()
         self.unet.train()
         try:
             while step < cfg.steps:
-                sums = {k: 0.0 for k in METRIC_KEYS}
+                sums: dict[str, float] = {}
                 for micro in range(cfg.gradient_accumulation):
-                    global_idx = cursor.take(cfg.batch_size * world)
-                    idx = global_idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-                    latents, noise, t, hidden, pooled = self._batch("train", self.snapshot.train, idx, generator,
-                                                                     sample_latents=True, dropout=cfg.caption_dropout)
+                    global_pairs = stream.take(cfg.batch_size * world)
+                    pairs = global_pairs[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
+                    batch = self._batch(pairs, generator, sample_latents=True, dropout=cfg.caption_dropout, train=True,
+                                        winners_only=not need_loser, independent_noise=cfg.objective == "kto")
                     sync = micro == cfg.gradient_accumulation - 1
                     ctx = acc.no_sync(self.unet) if not sync else _null()
                     with ctx:
-                        d = self._distances(latents, noise, t, hidden, grad=True)
-                        terms, (mw, ml, rw, rl) = self._terms(d["model"], d["ref"], pooled)
+                        d = self._distances(batch, grad=True, need_ref=need_ref)
+                        terms, (mw, ml, rw, rl) = self._terms(d["model"], d.get("ref"), batch)
                         acc.backward(terms.loss / cfg.gradient_accumulation)
-                    values = {
-                        "loss": terms.loss.detach(), "implicit_acc": implicit_accuracy(terms.inside),
-                        "reward_w": terms.reward_w.detach().mean(), "reward_l": terms.reward_l.detach().mean(),
-                        "margin": (terms.reward_w - terms.reward_l).detach().mean(),
-                        "model_mse": d["model"].detach().mean(), "ref_mse": d["ref"].mean(),
-                        "model_mse_w": mw.detach().mean(), "model_mse_l": ml.detach().mean(),
-                        "ref_mse_w": rw.mean(), "ref_mse_l": rl.mean(),
-                    }
-                    for k, v in values.items():
-                        sums[k] += float(v) / cfg.gradient_accumulation
+                    for k, v in self._step_values(terms, d, mw, ml, rw, rl).items():
+                        sums[k] = sums.get(k, 0.0) + float(v) / cfg.gradient_accumulation
                 grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
                 grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
-                if math.isfinite(sums["loss"]) and math.isfinite(grad_norm):
+                finite = math.isfinite(sums["loss"]) and math.isfinite(grad_norm)
+                if acc.scaler is not None:  # fp16: the grad scaler skips non-finite steps and lowers its scale
+                    self.optimizer.step()
+                    finite = not acc.optimizer_step_was_skipped
+                    if not finite:
+                        skipped += 1
+                        self.log(f"step {step + 1}: fp16 overflow, update skipped ({skipped} so far)")
+                elif finite:
                     self.optimizer.step()
                 else:
                     skipped += 1
@@ -473,36 +566,37 @@ class PreferenceTrainer:
                 self.lr_scheduler.step()
                 step += 1
                 if world > 1:
-                    packed = torch.tensor([sums[k] for k in METRIC_KEYS], device=acc.device)
-                    packed = acc.gather(packed[None]).mean(0)
-                    sums = dict(zip(METRIC_KEYS, packed.tolist()))
+                    keys = sorted(sums)
+                    packed = acc.gather(torch.tensor([sums[k] for k in keys], device=acc.device)[None]).mean(0)
+                    sums = dict(zip(keys, packed.tolist()))
                 record = {"step": step, **sums, "grad_norm": grad_norm, "lr": lr, "skipped_steps": skipped}
-                if eval_every > 0 and (step % eval_every == 0 or step == cfg.steps):
+                evaluated = eval_every > 0 and (step % eval_every == 0 or step == cfg.steps)
+                if evaluated:
                     record.update(self.evaluate())
                 self.history.append(record)
-                if metrics_file:
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
+                self._record(record)
+                rate = (step - resumed) / max(1e-9, time.time() - t_start)
+                if step == cfg.steps or evaluated or step % progress_every == 0:
+                    self._progress(step, "finished" if step == cfg.steps else ("evaluation" if evaluated else "training"), rate)
                 bar.update(1)
-                bar.set_postfix(loss=f"{sums['loss']:.4f}", acc=f"{sums['implicit_acc']:.2f}")
+                bar.set_postfix(loss=f"{sums['loss']:.4f}")
                 if bar.disable and time.time() - last_log > 30:
-                    rate = (step - resumed) / (time.time() - t_start)
                     eta = (cfg.steps - step) / rate if rate > 0 else float("inf")
-                    self.log(f"step {step}/{cfg.steps} loss {sums['loss']:.4f} acc {sums['implicit_acc']:.2f} {rate:.2f} step/s ETA {eta:.0f}s")
+                    self.log(f"step {step}/{cfg.steps} loss {sums['loss']:.4f} {rate:.2f} step/s ETA {eta:.0f}s")
                     last_log = time.time()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                    self.save_checkpoint(step, cursor, generator, skipped)
+                    self.save_checkpoint(step, stream, generator, skipped)
                 if cfg.stop_after is not None and step >= cfg.stop_after and step < cfg.steps:
-                    self.save_checkpoint(step, cursor, generator, skipped)
+                    self.save_checkpoint(step, stream, generator, skipped)
                     raise Interrupted(step)
         except Interrupted:
             bar.close()
-            if metrics_file:
-                metrics_file.close()
+            if self.metrics_file:
+                self.metrics_file.close()
             return TrainResult(None, step, {}, completed=False, resumed_from=resumed)
         bar.close()
-        if metrics_file:
-            metrics_file.close()
+        if self.metrics_file:
+            self.metrics_file.close()
         elapsed = time.time() - t_start
         acc.wait_for_everyone()
         adapter_dir = None
@@ -521,7 +615,7 @@ class PreferenceTrainer:
                 out[f"final_{k}"] = sum(vals) / len(vals)
         if self.history:
             out["first_loss"] = self.history[0]["loss"]
-        evals = [r for r in self.history if "heldout_implicit_acc" in r]
+        evals = [r for r in self.history if "heldout_implicit_acc" in r or "probe_implicit_acc" in r]
         if evals:
             for k, v in evals[-1].items():
                 if k.startswith(("heldout_", "probe_")):
@@ -531,7 +625,7 @@ class PreferenceTrainer:
             out.update({f"initial_{k}": v for k, v in first_eval.items()})
         out["steps"] = float(len(self.history))
         out["skipped_steps"] = float(skipped)
-        out["train_pairs"] = float(len(self.snapshot.train))
+        out["train_pairs"] = float(self.snapshot.train_pairs)
         out["heldout_pairs"] = float(len(self.heldout))
         out["train_seconds"] = float(elapsed)
         if elapsed > 0 and steps_run:
