@@ -210,6 +210,30 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
     expect(served).toContain("-");
   });
 
+  it("splits an experiment's pairs across its challengers by the allocation", async () => {
+    await h.deps.db.orm.execute(
+      sql`update experiments set allocation = '[0.4, 0.45, 0.15]' where id = 'exp_1'`,
+    );
+    const { pool } = app({ random: seededRandom(3) });
+    const n = 200;
+    expect(await pool.topUp({ experimentId: "exp_1", promptSetId: null, depth: 1000 }, n)).toMatchObject({
+      created: n,
+    });
+    const arms = await rowsOf<{ arm_b: string; n: number }>(
+      h,
+      sql`select arm_b, count(*)::int as n from pairs
+          where experiment_id = 'exp_1' and served_at is null group by arm_b order by arm_b`,
+    );
+    // allocation [0.4, 0.45, 0.15]: the challengers split the pairs 3:1 (arm a is always the control)
+    const dpo = arms.find((a) => a.arm_b === "dpo")?.n ?? 0;
+    const cpo = arms.find((a) => a.arm_b === "cpo")?.n ?? 0;
+    expect(dpo + cpo).toBeGreaterThanOrEqual(n);
+    expectBinomial(dpo, dpo + cpo, 0.75);
+    await h.deps.db.orm.execute(
+      sql`update pairs set served_at = now() where experiment_id = 'exp_1' and served_at is null`,
+    );
+  });
+
   it("stops serving an experiment that is no longer running; its unserved pairs stay unserved", async () => {
     const { pool: running } = app();
     expect((await running.topUp({ experimentId: "exp_1", promptSetId: null })).reason).toMatch(
