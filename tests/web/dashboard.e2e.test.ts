@@ -160,9 +160,18 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
         "left/right placement",
       ])
         expect(text).toContain(words);
-      await expect
-        .poll(() => page.locator("section", { hasText: "Sample pairs" }).locator("tbody tr").count())
-        .toBe(12);
+      // twelve voted pairs, each with both images loaded and the chosen side (if any) outlined
+      const samples = page.locator("li.sample");
+      await expect.poll(() => samples.count()).toBe(12);
+      await page.waitForFunction(() =>
+        [...document.querySelectorAll<HTMLImageElement>("li.sample img")].every(
+          (i) => i.complete && i.naturalWidth > 0,
+        ),
+      );
+      expect(await page.locator("li.sample img").count()).toBe(24);
+      const lefts = await page.locator("li.sample .badge-left").count();
+      const rights = await page.locator("li.sample .badge-right").count();
+      expect(await page.locator("li.sample figure.chosen").count()).toBe(lefts + rights);
     });
   });
 

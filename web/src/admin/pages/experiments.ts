@@ -26,6 +26,7 @@ import {
   type Route,
   str,
 } from "../view.js";
+import { samplePairs } from "./samplePairs.js";
 
 type Row = Record<string, unknown>;
 
@@ -433,40 +434,7 @@ export function experimentPage(route: Route): AdminPage {
     );
 
   const samples = h("div");
-  const loadSamples = () =>
-    fill(
-      samples,
-      async () => {
-        const r = await admin.get<{ votes: Row[] }>(
-          `/api/admin/votes?experimentId=${encodeURIComponent(id)}&limit=12`,
-        );
-        const side = (v: Row, s: "a" | "b") =>
-          str(v, s === "a" ? "generationA.adapterId" : "generationB.adapterId") ?? "base";
-        return sortableTable<Row>({
-          caption: "Sample pairs and their votes",
-          rows: r.votes,
-          empty: "No votes on this experiment yet.",
-          columns: [
-            { label: "When", value: (v) => str(v, "createdAt"), render: (v) => fmt.ago(str(v, "createdAt")) },
-            { label: "Prompt", value: (v) => str(v, "prompt") },
-            {
-              label: "Left",
-              value: (v) => side(v, str(v, "leftIs") === "b" ? "b" : "a"),
-              render: (v) => h("code", {}, side(v, str(v, "leftIs") === "b" ? "b" : "a")),
-              wide: true,
-            },
-            {
-              label: "Right",
-              value: (v) => side(v, str(v, "leftIs") === "b" ? "a" : "b"),
-              render: (v) => h("code", {}, side(v, str(v, "leftIs") === "b" ? "a" : "b")),
-              wide: true,
-            },
-            { label: "Vote", value: (v) => str(v, "choice"), render: (v) => badge(str(v, "choice")) },
-          ],
-        });
-      },
-      "votes",
-    );
+  const loadSamples = () => fill(samples, () => samplePairs(id), "votes");
 
   let stop = () => {};
   return {
