@@ -95,10 +95,13 @@ export function inputGuard(): MiddlewareHandler {
   return async (c, next) => {
     const refused = checkUrl(c.req.url);
     if (refused) throw refused;
-    if (c.req.raw.body && JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    const method = c.req.method;
+    const mayHaveBody = method !== "GET" && method !== "HEAD" && method !== "OPTIONS";
+    if (mayHaveBody && JSON_TYPE.test(c.req.header("content-type") ?? "") && c.req.raw.body) {
       const text = await c.req.text();
-      // A body limit further in reads the raw stream again: hand it the same bytes.
-      c.req.raw = new Request(c.req.raw, { body: text });
+      // Without a content-length, a body limit further in reads the raw stream again: hand it
+      // the same bytes.
+      if (c.req.header("content-length") === undefined) c.req.raw = new Request(c.req.raw, { body: text });
       if (text.includes("\\u")) {
         let parsed: unknown;
         try {
