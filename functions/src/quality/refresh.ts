@@ -107,9 +107,11 @@ export async function refreshVoterQuality(
     );
     const byVoter = new Map<string, VoteRow[]>();
     for (const r of voteRows) byVoter.set(r.voter_id, [...(byVoter.get(r.voter_id) ?? []), r]);
-    for (const voter of batch) {
-      const own = byVoter.get(voter.id) ?? [];
-      const result = assessRater(raterVotes(own, population), { alpha, minDecisionMs });
+    const verdicts = batch.map((voter) => {
+      const result = assessRater(raterVotes(byVoter.get(voter.id) ?? [], population), {
+        alpha,
+        minDecisionMs,
+      });
       const at = new Date().toISOString();
       const flags: VoterFlag[] = result.flags.map((f) => ({
         code: f.code,
@@ -117,15 +119,19 @@ export async function refreshVoterQuality(
         numbers: f.numbers,
         at: voter.quality_flags.find((old) => old.code === f.code)?.at ?? at,
       }));
-      const excluded =
-        voter.quality_override === "exclude" || (flags.length > 0 && voter.quality_override !== "include");
       if (flags.length > 0) flagged++;
-      await deps.db.orm.execute(
-        sql`update voters set quality_flags = ${JSON.stringify(flags)}::jsonb, gold_votes = ${result.goldVotes},
-            gold_correct = ${result.goldCorrect}, quality_checked_at = ${checkedAt}::timestamptz,
-            excluded = ${excluded} where id = ${voter.id}`,
-      );
-    }
+      return sql`(${voter.id}, ${JSON.stringify(flags)}::jsonb, ${result.goldVotes}::int, ${result.goldCorrect}::int)`;
+    });
+    // One statement per batch; `excluded` reads the override as it is now, so a person's word
+    // given during the check is never overwritten.
+    await deps.db.orm.execute(
+      sql`update voters as vr set quality_flags = x.flags, gold_votes = x.gold_votes, gold_correct = x.gold_correct,
+            quality_checked_at = ${checkedAt}::timestamptz,
+            excluded = vr.quality_override is not distinct from 'exclude'
+              or (jsonb_array_length(x.flags) > 0 and vr.quality_override is distinct from 'include')
+          from (values ${sql.join(verdicts, sql`, `)}) as x(id, flags, gold_votes, gold_correct)
+          where vr.id = x.id`,
+    );
   }
   deps.log.info("voter quality refreshed", { checked: due.length, flagged });
   return { checked: due.length, flagged };
