@@ -1,0 +1,292 @@
+/**
+ * The loop benchmark: how good is the adapter the loop promotes, and how fast does it get there.
+ *
+ * Phase 1, the tournament (the loop as it runs): simulated voters with a hidden pixel rule vote
+ * through the public HTTP API on the embedded defaults; at LOOP_MIN_VOTES = the first budget the
+ * loop trains one challenger per objective:space from that snapshot and runs one multi-arm
+ * experiment against the base model until it decides. Recorded: votes and wall time from the
+ * first vote to the first promotion, the tournament's pick, each arm's interval.
+ * Phase 2, the sweep: each challenger (and, for larger budgets, an adapter trained from the base
+ * on the first N votes) judged against the base on held-out prompts — same prompt and seed, the
+ * voters' rule as the judge (its peer: the base model itself, judged in the same run).
+ *
+ *   node_modules/.bin/tsx bench/loop.ts [--budgets 500,1000,2000] [--objectives dpo:latent,cpo:ncp]
+ *     [--seeds 1,2,3] [--judge 48] [--voters 8] [--steps 200]
+ *
+ * Writes bench/results/loop.json: exactly what was run, per seed and medians over seeds, with
+ * `headline.bestWinRateAtMost1000Votes`.
+ */
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { eq } from "drizzle-orm";
+import { repoRoot } from "../functions/src/config.js";
+import { baseModels } from "../functions/src/db/schema.js";
+import { createSnapshot } from "../functions/src/snapshots/export.js";
+import { insertRuns, planRun, sendJobs } from "../functions/src/training/runs.js";
+import {
+  heldoutCaptions,
+  importCaptions,
+  type Json,
+  type Judgement,
+  judgeAdapter,
+  type Platform,
+  startPlatform,
+  startVoters,
+  trainingCaptions,
+  waitForLoop,
+} from "../tests/e2e/loopDriver.js";
+
+const { values: args } = parseArgs({
+  options: {
+    budgets: { type: "string", default: "500,1000,2000" },
+    objectives: { type: "string", default: "dpo:latent,dpo:ncp,cpo:latent,cpo:ncp,rpo:latent,rpo:ncp" },
+    seeds: { type: "string", default: "1,2,3" },
+    judge: { type: "string", default: "48" },
+    voters: { type: "string", default: "8" },
+    steps: { type: "string", default: "200" },
+    rule: { type: "string", default: "brighter" },
+    noise: { type: "string", default: "0.1" },
+    out: { type: "string", default: join(repoRoot, "bench/results/loop.json") },
+  },
+});
+const budgets = args.budgets.split(",").map(Number);
+const objectives = args.objectives.split(",");
+const seeds = args.seeds.split(",").map(Number);
+const judgePrompts = Number(args.judge);
+const rule = args.rule as "brighter";
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0
+    ? null
+    : s.length % 2
+      ? (s[m] as number)
+      : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+
+interface SweepRow {
+  seed: number;
+  votes: number;
+  objective: string;
+  adapterId: string;
+  source: "tournament" | "sweep";
+  judged: Judgement;
+}
+
+async function waitForRuns(p: Platform, ids: string[], timeoutMs: number): Promise<Json[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const runs = await Promise.all(ids.map((id) => p.admin(`/api/admin/training-runs/${id}`)));
+    if (runs.every((r) => r.status === "succeeded" || r.status === "failed")) return runs;
+    if (Date.now() > deadline) throw new Error(`training runs did not finish: ${JSON.stringify(runs)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+const allRows: SweepRow[] = [];
+const tournaments: Json[] = [];
+
+async function oneSeed(seed: number) {
+  const first = budgets[0] as number;
+  const p = await startPlatform({
+    POOL_DEPTH: "16",
+    GOLD_PAIR_RATE: "0",
+    LOOP_MIN_VOTES: String(first),
+    LOOP_OBJECTIVES: objectives.join(","),
+    LOOP_STEPS: args.steps,
+    LOOP_LEARNING_RATE: "5e-4",
+    EXPERIMENT_TRAFFIC_SHARE: "0.9",
+    EXPERIMENT_MIN_VOTES: "30",
+    EXPERIMENT_MAX_VOTES: "1000",
+  });
+  const rows = allRows;
+  try {
+    await importCaptions(p, "bench-train", trainingCaptions(600));
+    const crowd = startVoters(p, { n: Number(args.voters), rule, noise: Number(args.noise), seed });
+    const t0 = Date.now();
+    let trainedAt: number | null = null;
+    let experimentAt: number | null = null;
+    const end = await waitForLoop(
+      p,
+      (m) =>
+        m.champion !== null ||
+        (m.activeRound === null && m.activeExperiment === null && experimentAt !== null),
+      3 * 3600_000,
+      (m) => {
+        if (trainedAt === null && m.activeRound?.status === "training") trainedAt = Date.now();
+        if (experimentAt === null && m.activeExperiment) {
+          experimentAt = Date.now();
+          log(`seed ${seed}: experiment started after ${crowd.votes()} votes`);
+        }
+      },
+    );
+    const promotedAfterSeconds = end.champion ? (Date.now() - t0) / 1000 : null;
+    const votesAtDecision = crowd.votes();
+    const { experiments } = await p.admin<{ experiments: Json[] }>("/api/admin/experiments");
+    const report = await p.admin(`/api/admin/experiments/${experiments[0]?.id}`);
+    log(
+      `seed ${seed}: experiment ${report.status} after ${votesAtDecision} votes; pick ${end.champion?.adapterId ?? "none"}`,
+    );
+    const tournament = {
+      seed,
+      votesToFirstPromotion: end.champion ? votesAtDecision : null,
+      secondsToFirstPromotion: promotedAfterSeconds,
+      trainingStartedAfterSeconds: trainedAt === null ? null : (trainedAt - t0) / 1000,
+      experimentStartedAfterSeconds: experimentAt === null ? null : (experimentAt - t0) / 1000,
+      experimentVotes: report.votes,
+      decision: report.decisions[0],
+      pick: report.arms.find((a: Json) => a.state === "promote")?.name ?? null,
+      arms: report.arms.slice(1).map((a: Json) => ({
+        name: a.name,
+        state: a.state,
+        n: a.statistics?.n,
+        estimate: a.statistics?.estimate,
+        lower: a.statistics?.lower,
+        upper: a.statistics?.upper,
+      })),
+    };
+    tournaments.push(tournament);
+    flush(false);
+    const held = heldoutCaptions(judgePrompts);
+    for (const a of report.arms.slice(1) as Json[]) {
+      const judged = await judgeAdapter(p, a.adapterId, held, rule, 1000 * seed);
+      log(`seed ${seed}: ${a.name} at ${first} votes: ${JSON.stringify(judged)}`);
+      rows.push({
+        seed,
+        votes: first,
+        objective: a.name,
+        adapterId: a.adapterId,
+        source: "tournament",
+        judged,
+      });
+      flush(false);
+    }
+    // larger budgets: keep voting, then train each objective from the base on the first N votes
+    const [base] = await p.deps.db.orm.select().from(baseModels).where(eq(baseModels.id, end.baseModelId));
+    for (const budget of budgets.slice(1)) {
+      while (crowd.votes() < budget) await new Promise((r) => setTimeout(r, 1000));
+      const { snapshot } = await createSnapshot(p.deps, {
+        cutoff: new Date(),
+        since: null,
+        baseModelId: end.baseModelId,
+      });
+      const planned = objectives.map((o) => {
+        const [objective, space] = o.split(":") as ["dpo", "latent"];
+        return planRun(p.deps, {
+          roundId: null,
+          base: base as never,
+          snapshot,
+          parent: null,
+          objective,
+          space,
+        });
+      });
+      await insertRuns(
+        p.deps.db.orm,
+        planned.map((x) => x.run),
+      );
+      await sendJobs(
+        p.deps,
+        planned.map((x) => x.job),
+      );
+      const runs = await waitForRuns(
+        p,
+        planned.map((x) => x.run.id as string),
+        3600_000,
+      );
+      for (const [i, r] of runs.entries()) {
+        if (r.status !== "succeeded") {
+          log(`seed ${seed}: ${objectives[i]} at ${budget} failed: ${r.error}`);
+          continue;
+        }
+        const judged = await judgeAdapter(p, r.adapterId, held, rule, 1000 * seed);
+        log(`seed ${seed}: ${objectives[i]} at ${budget} votes: ${JSON.stringify(judged)}`);
+        rows.push({
+          seed,
+          votes: budget,
+          objective: objectives[i] as string,
+          adapterId: r.adapterId,
+          source: "sweep",
+          judged,
+        });
+        flush(false);
+      }
+    }
+    await crowd.stop();
+  } finally {
+    await p.close();
+  }
+}
+
+const startedAt = new Date().toISOString();
+const loadBefore = loadavg();
+
+/** Writes what has run so far (`complete: false` until every seed finished). */
+function flush(complete: boolean): void {
+  const rows = allRows;
+  const cells = budgets.flatMap((votes) =>
+    objectives.map((objective) => {
+      const mine = rows.filter((r) => r.votes === votes && r.objective === objective);
+      return {
+        votes,
+        objective,
+        seeds: mine.length,
+        medianWinRate: median(mine.map((r) => r.judged.winRate)),
+        winRates: mine.map((r) => r.judged.winRate),
+      };
+    }),
+  );
+  const atMost1000 = cells.filter((c) => c.votes <= 1000 && c.medianWinRate !== null);
+  const best = atMost1000.sort((a, b) => (b.medianWinRate as number) - (a.medianWinRate as number))[0];
+  const out = {
+    benchmark: "loop",
+    command: `node_modules/.bin/tsx bench/loop.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
+    settings: {
+      budgets,
+      objectives,
+      seeds,
+      judgePrompts,
+      rule,
+      noise: Number(args.noise),
+      voters: Number(args.voters),
+      steps: Number(args.steps),
+    },
+    judge:
+      "the voters' rule on held-out captions (never trained on, never voted on): adapter vs base, same prompt and seed; a tie is not a win",
+    headline: {
+      bestWinRateAtMost1000Votes: best
+        ? {
+            objective: best.objective,
+            votes: best.votes,
+            medianWinRate: best.medianWinRate,
+            seeds: best.seeds,
+          }
+        : null,
+      target: "≥ 0.70 at ≤ 1,000 votes for the best objective",
+    },
+    complete,
+    tournament: tournaments,
+    medians: {
+      votesToFirstPromotion: median(
+        tournaments.flatMap((t) => (t.votesToFirstPromotion === null ? [] : [t.votesToFirstPromotion])),
+      ),
+      secondsToFirstPromotion: median(
+        tournaments.flatMap((t) => (t.secondsToFirstPromotion === null ? [] : [t.secondsToFirstPromotion])),
+      ),
+    },
+    cells,
+    rows,
+  };
+  writeFileSync(args.out, `${JSON.stringify(out, null, 2)}\n`);
+  log(`wrote ${args.out}${complete ? "" : " (partial)"}`);
+}
+
+for (const seed of seeds) await oneSeed(seed);
+flush(true);
+process.exit(0);
