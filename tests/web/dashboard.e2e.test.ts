@@ -270,7 +270,8 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
       await page.getByLabel("Prompt").fill("a blue triangle on a yellow background");
       await page.getByLabel("Seed", { exact: true }).fill("42");
       const right = page.getByLabel("Right");
-      if ((await right.locator("option").count()) > 1) await right.selectOption(seeded.champion);
+      expect(await right.inputValue()).toBe(seeded.champion); // the champion is preselected
+      await right.selectOption(seeded.champion);
       await page.getByRole("button", { name: "Render both" }).click();
       await expect.poll(() => page.locator(".pg-side").count()).toBe(2);
       await expect
@@ -284,12 +285,43 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
         ),
       );
       expect(await page.locator(".pg-side img").first().getAttribute("alt")).toContain("seed 42");
+      expect(await page.locator(".pg-side figcaption").nth(1).textContent()).toContain(seeded.champion);
       await page.screenshot({
         path: join(artifactsDir, `dashboard-playground-${suffix}.png`),
         fullPage: true,
       });
       await page.close();
     }
+  });
+
+  it("actions from the browser (session cookie + CSRF token): exclude and include a voter, a refused promotion in words, retire an adapter, stop the experiment", async () => {
+    const page = await open(desktop, "/admin/voters");
+    page.on("dialog", (d) => void d.accept());
+    const row = page
+      .locator("tbody tr")
+      .filter({ has: page.getByRole("button", { name: "Exclude" }) })
+      .first();
+    const voterCell = (await row.locator("td").first().textContent()) ?? "";
+    await row.getByRole("button", { name: "Exclude" }).click();
+    await expect.poll(() => page.locator("#toast").textContent()).toMatch(/is excluded/);
+    const excluded = page.locator("tbody tr", { hasText: voterCell.replace("…", "") });
+    await expect.poll(() => excluded.locator(".badge").first().textContent()).toBe("excluded");
+    await excluded.getByRole("button", { name: "Include" }).click();
+    await expect.poll(() => excluded.locator(".badge").first().textContent()).toBe("included");
+
+    await page.goto(`${url}/admin/adapters`);
+    const sft = page.locator("tbody tr", { hasText: "ad_r3_sft" });
+    // the seeded adapters have no files: the server refuses to promote, and the page says why
+    await sft.getByRole("button", { name: "Promote" }).click();
+    await expect.poll(() => page.locator("#toast.toast-error").textContent()).toMatch(/files are missing/);
+    expect(await page.locator(".tree .node-champion code").textContent()).toBe("ad_r2_dpo");
+    await sft.getByRole("button", { name: "Retire" }).click();
+    await expect.poll(() => sft.locator(".badge").first().textContent()).toBe("retired");
+
+    await page.goto(`${url}/admin/experiments/${seeded.experimentId}`);
+    await page.getByRole("button", { name: "Stop" }).click();
+    await expect.poll(() => page.locator(".exp-name .badge").textContent()).toBe("stopped");
+    await page.close();
     expect(errors).toEqual([]);
   });
 });

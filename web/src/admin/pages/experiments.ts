@@ -180,7 +180,7 @@ export function experimentPage(route: Route): AdminPage {
         const ruleNow = pick<Row>(e, "ruleNow");
         document.title = `${str(e, "name") ?? id} — prefloop dashboard`;
 
-        const actions = h("div", { class: "actions" });
+        const actions = h("div", { class: "actions page-actions" });
         if (running) {
           actions.append(
             actionButton(
