@@ -99,6 +99,18 @@ describe.each(["pglite", "postgres"] as const)("GET /api/leaderboard on %s", (db
     expect(((await empty.json()) as Json).error.code).toBe("invalid_request");
   });
 
+  it("narrows the board to one base model's pairs", async () => {
+    const tiny = (await (await app.request("/api/leaderboard?baseModel=tiny")).json()) as Json;
+    expect(tiny.baseModelId).toBe("tiny");
+    expect(tiny.votes).toBe(usable);
+    const other = (await (
+      await app.request("/api/leaderboard?baseModel=other&category=Food")
+    ).json()) as Json;
+    expect(other.error.code).toBe("unknown_category");
+    const none = (await (await app.request("/api/leaderboard?baseModel=other")).json()) as Json;
+    expect(none).toMatchObject({ baseModelId: "other", votes: 0, models: [], categories: [] });
+  });
+
   it("is in /openapi.json", async () => {
     const spec = (await (await app.request("/openapi.json")).json()) as Json;
     expect(spec.paths["/api/leaderboard"]?.get).toBeDefined();

@@ -1,6 +1,6 @@
 /**
- * `GET /api/leaderboard[?category=]`: the public, read-only leaderboard of models (base model +
- * adapter) from usable votes, overall or for one prompt category. Cached in process and by
+ * `GET /api/leaderboard[?category=&baseModel=]`: the public, read-only leaderboard of models (base
+ * model + adapter) from usable votes: overall, for one prompt category, or one base model's. Cached in process and by
  * clients (Cache-Control: public, max-age=60).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
@@ -39,6 +39,7 @@ const ModelSchema = z
 const LeaderboardSchema = z
   .object({
     category: z.string().nullable(),
+    baseModelId: z.string().nullable(),
     categories: z.array(z.string()).openapi({ description: "prompt categories with usable votes" }),
     generatedAt: z.string(),
     votes: z.number().int(),
@@ -59,7 +60,7 @@ const route = createRoute({
   path: "/api/leaderboard",
   tags: ["leaderboard"],
   summary:
-    "Models ranked by Bradley–Terry ratings with voter-bootstrap intervals, overall or for one prompt category",
+    "Models ranked by Bradley–Terry ratings with voter-bootstrap intervals, overall, per prompt category or per base model",
   request: {
     query: z.object({
       category: z
@@ -68,6 +69,14 @@ const route = createRoute({
         .max(200)
         .optional()
         .openapi({ description: "a prompt category (see `categories`)" }),
+      baseModel: z
+        .string()
+        .min(1)
+        .max(128)
+        .optional()
+        .openapi({
+          description: "only this base model's pairs (ratings compare only within one base model)",
+        }),
     }),
   },
   responses: { 200: json(LeaderboardSchema, "The leaderboard"), ...errors(400, 404) },
@@ -76,9 +85,9 @@ const route = createRoute({
 export function registerLeaderboardRoutes(app: OpenAPIHono<VoterEnv>, deps: Deps): void {
   const service = leaderboardService(deps, { ttlMs: CACHE_SECONDS * 1000 });
   app.openapi(route, async (c) => {
-    const { category } = c.req.valid("query");
+    const { category, baseModel } = c.req.valid("query");
     try {
-      const board = await service.get(category ?? null);
+      const board = await service.get({ category: category ?? null, baseModelId: baseModel ?? null });
       c.header("cache-control", `public, max-age=${CACHE_SECONDS}`);
       return c.json(board, 200);
     } catch (err) {

@@ -4,8 +4,11 @@
  * right, and ranks the models with `domain/stats/leaderboard.ts`. A model is a base model plus an
  * adapter: the adapter id, or `base:<baseModelId>` for the base model alone.
  *
- * Results are kept in process for `ttlMs` per category (the route also sends Cache-Control), and
- * concurrent requests for the same category share one computation.
+ * Models of different base models never meet in a pair, so their ratings are comparable only
+ * within one base model: `baseModelId` narrows the board to one.
+ *
+ * Results are kept in process for `ttlMs` per (category, base model) (the route also sends
+ * Cache-Control), and concurrent requests for the same board share one computation.
  */
 import { sql } from "drizzle-orm";
 import type { Deps } from "../deps.js";
@@ -37,6 +40,7 @@ export interface LeaderboardModel {
 
 export interface LeaderboardResult {
   category: string | null;
+  baseModelId: string | null;
   categories: string[];
   generatedAt: string;
   votes: number;
@@ -64,7 +68,18 @@ interface ModelInfo {
 }
 
 /** The usable votes as battles, oldest first (online Elo reads them in order). */
-async function usableBattles(deps: Pick<Deps, "db">, category: string | null): Promise<LeaderboardVote[]> {
+/** Which votes a board reads: all usable votes, or one prompt category's, or one base model's. */
+export interface BoardScope {
+  category?: string | null;
+  baseModelId?: string | null;
+}
+
+const scopeCondition = (scope: BoardScope) =>
+  sql`${scope.category ? sql`and pr.category = ${scope.category}` : sql``} ${
+    scope.baseModelId ? sql`and ga.base_model_id = ${scope.baseModelId}` : sql``
+  }`;
+
+async function usableBattles(deps: Pick<Deps, "db">, scope: BoardScope): Promise<LeaderboardVote[]> {
   const model = (g: string) => `coalesce(${g}.adapter_id, 'base:' || ${g}.base_model_id)`;
   const found = await rows<BattleRow>(
     deps.db.orm,
@@ -74,7 +89,7 @@ async function usableBattles(deps: Pick<Deps, "db">, category: string | null): P
         from votes v join pairs p on p.id = v.pair_id join voters vr on vr.id = v.voter_id
         join generations ga on ga.id = p.generation_a_id join generations gb on gb.id = p.generation_b_id
         join prompts pr on pr.id = p.prompt_id
-        where ${usableVoteCondition()} ${category === null ? sql`` : sql`and pr.category = ${category}`}
+        where ${usableVoteCondition()} ${scopeCondition(scope)}
         order by v.created_at, v.id`,
   );
   return found.map((r) => ({
@@ -86,12 +101,13 @@ async function usableBattles(deps: Pick<Deps, "db">, category: string | null): P
   }));
 }
 
-/** Prompt categories that have usable votes. */
-async function usableCategories(deps: Pick<Deps, "db">): Promise<string[]> {
+/** Prompt categories that have usable votes (of one base model's pairs, when given). */
+async function usableCategories(deps: Pick<Deps, "db">, baseModelId: string | null): Promise<string[]> {
   const found = await rows<{ category: string }>(
     deps.db.orm,
     sql`select distinct pr.category from votes v join pairs p on p.id = v.pair_id join voters vr on vr.id = v.voter_id
-        join prompts pr on pr.id = p.prompt_id where ${usableVoteCondition()} and pr.category is not null
+        join prompts pr on pr.id = p.prompt_id join generations ga on ga.id = p.generation_a_id
+        where ${usableVoteCondition()} and pr.category is not null ${scopeCondition({ baseModelId })}
         order by pr.category`,
   );
   return found.map((r) => r.category);
@@ -120,8 +136,8 @@ async function modelInfo(deps: Pick<Deps, "db">, models: string[]): Promise<Map<
 export class UnknownCategoryError extends Error {}
 
 export interface LeaderboardService {
-  /** The leaderboard of all usable votes, or of one prompt category's. */
-  get(category?: string | null): Promise<LeaderboardResult>;
+  /** The leaderboard of all usable votes, or of one prompt category's, or one base model's. */
+  get(scope?: BoardScope): Promise<LeaderboardResult>;
 }
 
 export function leaderboardService(
@@ -132,10 +148,10 @@ export function leaderboardService(
   const now = opts.now ?? Date.now;
   const cache = new Map<string, { at: number; value: Promise<LeaderboardResult> }>();
 
-  async function compute(category: string | null): Promise<LeaderboardResult> {
-    const categories = await usableCategories(deps);
+  async function compute(category: string | null, baseModelId: string | null): Promise<LeaderboardResult> {
+    const categories = await usableCategories(deps, baseModelId);
     if (category !== null && !categories.includes(category)) throw new UnknownCategoryError(category);
-    const battles = await usableBattles(deps, category);
+    const battles = await usableBattles(deps, { category, baseModelId });
     const board = bootstrapLeaderboard(battles, { rounds: opts.rounds ?? 200, seed: opts.seed ?? 1 });
     const info = await modelInfo(
       deps,
@@ -144,6 +160,7 @@ export function leaderboardService(
     const finite = (x: number) => (Number.isFinite(x) ? x : null);
     return {
       category,
+      baseModelId,
       categories,
       generatedAt: new Date(now()).toISOString(),
       votes: board.votes,
@@ -177,11 +194,13 @@ export function leaderboardService(
   }
 
   return {
-    get(category = null) {
-      const key = category ?? "\u0000all";
+    get(scope = {}) {
+      const category = scope.category ?? null;
+      const baseModelId = scope.baseModelId ?? null;
+      const key = JSON.stringify([category, baseModelId]);
       const hit = cache.get(key);
       if (hit && now() - hit.at < ttlMs) return hit.value;
-      const value = compute(category);
+      const value = compute(category, baseModelId);
       cache.set(key, { at: now(), value });
       // A failed computation is not kept.
       value.catch(() => cache.delete(key));
