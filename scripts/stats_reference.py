@@ -7,7 +7,9 @@ distributions, L-BFGS), Optimizely's ssrm-test (sequential SRM) and choix, never
 code under test. Formulas that no library implements (the normal-mixture boundary, FastChat's
 outlier e-test, online Elo) are written out here from their papers / FastChat's elo_analysis.py.
 
-Run: .venv/bin/python scripts/stats_reference.py
+Run: .venv/bin/pip install -e 'gpu-worker[stats-reference]' && .venv/bin/pip install --no-deps ssrm-test==0.1.5
+     .venv/bin/python scripts/stats_reference.py
+(ssrm-test pins numpy<2, which the worker cannot take; it runs on NumPy 2 with the shim below.)
 """
 
 import json
