@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  closedArms,
   drawTraffic,
   fallbackOrder,
   poolDepths,
@@ -87,5 +88,24 @@ describe("pool depths", () => {
     [[], 0.05, 0.5, 1, [1, 1]], // the floor never exceeds the depth
   ] as const)("experiments %j, gold %d, share %d, depth %d → %j", (ids, gold, share, depth, expected) => {
     expect(poolDepths(trafficPlan(ids, { goldRate: gold, experimentShare: share }), depth)).toEqual(expected);
+  });
+});
+
+describe("closed arms", () => {
+  const arms = [{ name: "control" }, { name: "dpo" }, { name: "cpo" }, { name: "rpo" }];
+  it.each([
+    [[0.5, 0.25, 0.25, 0], ["rpo"]],
+    [
+      [0.5, 0.5, 0, 0],
+      ["cpo", "rpo"],
+    ],
+    [[0, 0.3, 0.3, 0.4], []], // the control's own weight does not matter
+    [
+      [0.5, 0.5],
+      ["cpo", "rpo"],
+    ], // missing weights: closed
+    [[0.5, -1, 0.2, 0.3], ["dpo"]],
+  ])("allocation %j → closed %j", (allocation, expected) => {
+    expect(closedArms(arms, allocation)).toEqual(expected);
   });
 });

@@ -234,6 +234,45 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
     );
   });
 
+  it("serves no more pairs of a challenger whose allocation became 0; its unserved pairs stay unserved", async () => {
+    await h.deps.db.orm.execute(
+      sql`update experiments set allocation = '[0.4, 0.3, 0.3]' where id = 'exp_1'`,
+    );
+    const { app: a, pool } = app({ random: seededRandom(9) });
+    await pool.topUp({ experimentId: "exp_1", promptSetId: null, depth: 12 });
+    await runFakeGenerator(h.deps);
+    const unservedCpo = async () =>
+      (
+        await rowsOf<{ n: number }>(
+          h,
+          sql`select count(*)::int as n from pairs where experiment_id = 'exp_1' and arm_b = 'cpo' and served_at is null`,
+        )
+      )[0]?.n;
+    const before = await unservedCpo();
+    expect(before).toBeGreaterThan(0);
+    await h.deps.db.orm.execute(sql`update experiments set allocation = '[0.5, 0.5, 0]' where id = 'exp_1'`);
+    const b = new Browser(a);
+    await b.session();
+    let experimentPairs = 0;
+    for (let i = 0; i < 30; i++) {
+      const res = await b.request("/api/pairs/next?promptSet=ab-prompts");
+      if (res.status !== 200) continue;
+      const pair = (await res.json()) as Json;
+      if (pair.experimentId !== "exp_1") continue;
+      experimentPairs++;
+      const [row] = await rowsOf<{ arm_b: string }>(
+        h,
+        sql`select arm_b from pairs where id = ${pair.pairId}`,
+      );
+      expect(row?.arm_b).toBe("dpo");
+    }
+    expect(experimentPairs).toBeGreaterThan(0);
+    expect(await unservedCpo()).toBe(before);
+    await h.deps.db.orm.execute(
+      sql`update pairs set served_at = now() where experiment_id = 'exp_1' and served_at is null`,
+    );
+  });
+
   it("stops serving an experiment that is no longer running; its unserved pairs stay unserved", async () => {
     const { pool: running } = app();
     expect((await running.topUp({ experimentId: "exp_1", promptSetId: null })).reason).toMatch(

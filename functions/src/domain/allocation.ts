@@ -96,3 +96,11 @@ export function poolDepths(plan: readonly WeightedClass[], depth: number, floor 
     top > 0 ? Math.max(Math.min(floor, depth), Math.ceil((depth * c.weight) / top - 1e-9)) : depth,
   );
 }
+
+/**
+ * The challengers (arms after the control) an experiment no longer gives traffic to: allocation
+ * 0 or missing (retired or stopped in a running tournament). Their unserved pairs stay unserved.
+ */
+export function closedArms(arms: readonly { name: string }[], allocation: readonly number[]): string[] {
+  return arms.filter((_, i) => i > 0 && !((allocation[i] ?? 0) > 0)).map((a) => a.name);
+}

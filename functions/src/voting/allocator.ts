@@ -8,9 +8,11 @@
  *
  * Running experiments are read from the `experiments` table and cached for `experimentsTtlMs`
  * (2 s by default), so an experiment that starts or stops takes effect within that time; pairs
- * of an experiment that stopped stay unserved.
+ * of an experiment that stopped, and of a challenger whose allocation became 0 (retired or
+ * stopped in a running tournament), stay unserved.
  */
 import {
+  closedArms,
   drawTraffic,
   fallbackOrder,
   poolDepths,
@@ -63,10 +65,13 @@ export class TrafficAllocator {
         if (this.cache?.experiments === experiments) this.cache = null;
       });
     }
-    const all = await this.cache.experiments;
+    // an experiment whose challengers are all closed gets no traffic (its decision is due)
+    const open = (await this.cache.experiments).filter(
+      (e) => closedArms(e.arms, e.allocation).length < e.arms.length - 1,
+    );
     return promptSetId === null
-      ? all
-      : all.filter((e) => e.promptSetId === null || e.promptSetId === promptSetId);
+      ? open
+      : open.filter((e) => e.promptSetId === null || e.promptSetId === promptSetId);
   }
 
   /** Draws the class for one request and claims a pair (drawn class first, then the fallbacks). */
@@ -80,7 +85,11 @@ export class TrafficAllocator {
     const scopeOf = (t: TrafficClass): PoolScope => {
       if (t.kind !== "experiment") return { experimentId: null, promptSetId, kind: t.kind };
       const e = experiments.find((x) => x.id === t.experimentId);
-      return { experimentId: t.experimentId, promptSetId: promptSetId ?? e?.promptSetId ?? null };
+      return {
+        experimentId: t.experimentId,
+        promptSetId: promptSetId ?? e?.promptSetId ?? null,
+        closedArms: e ? closedArms(e.arms, e.allocation) : [],
+      };
     };
     const depths = poolDepths(plan, this.pool.depth);
     const scopes = plan.map((c, i) => ({ ...scopeOf(c.traffic), depth: depths[i] }));

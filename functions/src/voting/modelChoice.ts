@@ -75,12 +75,19 @@ export async function experimentModel(db: Db, experimentId: string): Promise<Exp
 export interface RunningExperiment {
   id: string;
   promptSetId: string | null;
+  arms: Arm[];
+  allocation: number[];
 }
 
 /** The experiments now running (their pairs get a share of traffic). */
 export async function runningExperiments(db: Db): Promise<RunningExperiment[]> {
   return db.orm
-    .select({ id: experiments.id, promptSetId: experiments.promptSetId })
+    .select({
+      id: experiments.id,
+      promptSetId: experiments.promptSetId,
+      arms: experiments.arms,
+      allocation: experiments.allocation,
+    })
     .from(experiments)
     .where(eq(experiments.status, "running"))
     .orderBy(experiments.createdAt, experiments.id);

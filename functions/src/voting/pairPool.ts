@@ -50,6 +50,8 @@ export interface PoolScope {
   kind?: "data" | "gold";
   /** Pairs this pool keeps ready or generating (default: the pool's depth). */
   depth?: number;
+  /** Experiment pools: challengers that get no more traffic; their unserved pairs stay unserved. */
+  closedArms?: readonly string[];
 }
 
 export interface ServedPair {
@@ -106,7 +108,15 @@ export const scopeKey = (s: PoolScope) =>
 /** `served_at`/voter null + the scope; a null prompt set means any set (but not voter prompts). */
 const inScope = (s: PoolScope) => sql`p.served_at is null and p.served_to_voter_id is null
   and ${s.experimentId === null ? sql`p.experiment_id is null and p.kind = ${s.kind ?? "data"}` : sql`p.experiment_id = ${s.experimentId}`}
-  and ${s.promptSetId === null ? sql`p.prompt_set_id is not null` : sql`p.prompt_set_id = ${s.promptSetId}`}`;
+  and ${s.promptSetId === null ? sql`p.prompt_set_id is not null` : sql`p.prompt_set_id = ${s.promptSetId}`}
+  ${
+    s.closedArms?.length
+      ? sql`and p.arm_b not in (${sql.join(
+          s.closedArms.map((a) => sql`${a}`),
+          sql`, `,
+        )})`
+      : sql``
+  }`;
 
 /**
  * Serving looks at the oldest pairs of the pool only (an index range scan), then picks the first
