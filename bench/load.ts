@@ -3,11 +3,13 @@
  * server on the machine's PostgreSQL, until latency or errors break, with the same PostgreSQL's raw
  * single-row insert rate at the same concurrency as the peer of every vote figure.
  *
- *   npx tsx bench/load.ts [--levels 1,4,10,25,50,100] [--duration 4] [--p99-limit 100]
+ *   npx tsx bench/load.ts [--levels 1,4,10,25,50,100] [--duration 4] [--repeats 3] [--p99-limit 100]
  *
- * Per level (concurrent connections): raw inserts (one loop per connection, at most 50),
- * `POST /api/votes` (every request a new valid vote on a served pair) and `GET /api/pairs/next`
- * (a warm pool of ready pairs), each for `duration` seconds. The knee is the level with the most
+ * Per level (concurrent connections), `repeats` times in turn: raw inserts (one loop per
+ * connection, at most 50), `POST /api/votes` (every request a new valid vote on a served pair)
+ * and `GET /api/pairs/next` (a warm pool of ready pairs), each for `duration` seconds; a level's
+ * figures are the medians of its repeats (the ratio is the median of the per-repeat ratios, so
+ * each vote figure is compared with the raw rate measured next to it). The knee is the level with the most
  * votes/s whose vote p99 stays under `--p99-limit` ms with no errors and no non-2xx answers; the
  * first level past it is where it breaks. Writes bench/results/load.json.
  */
@@ -17,12 +19,22 @@ import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { repoRoot } from "../functions/src/config.js";
 import { issueVoteToken } from "../functions/src/domain/voteToken.js";
-import { machine, rawInsertRate, round, seedPairs, seedVoters, signer, startBenchServer } from "./harness.js";
+import {
+  machine,
+  median,
+  rawInsertRate,
+  round,
+  seedPairs,
+  seedVoters,
+  signer,
+  startBenchServer,
+} from "./harness.js";
 
 const { values: args } = parseArgs({
   options: {
     levels: { type: "string", default: "1,4,10,25,50,100" },
     duration: { type: "string", default: "4" },
+    repeats: { type: "string", default: "3" },
     "p99-limit": { type: "string", default: "100" },
     /** Folder for a V8 CPU profile of the server (written when it stops). */
     profile: { type: "string" },
@@ -30,10 +42,11 @@ const { values: args } = parseArgs({
 });
 const LEVELS = (args.levels ?? "").split(",").map(Number);
 const DURATION = Number(args.duration);
+const REPEATS = Number(args.repeats);
 const P99_LIMIT = Number(args["p99-limit"]);
 const VOTERS = 500;
 /** Served pairs for the vote phases and ready pairs for the pairs/next phases, over all levels. */
-const PAIRS = 4_000 * DURATION * LEVELS.length;
+const PAIRS = 3_000 * DURATION * LEVELS.length * REPEATS;
 const RAW_MAX_CONNECTIONS = 50;
 
 interface Level {
@@ -67,7 +80,7 @@ async function main() {
     let nextVote = 0;
     let nextVoter = 0;
 
-    for (const connections of LEVELS) {
+    const runLevel = async (connections: number): Promise<Level> => {
       process.stderr.write(`${connections} connections: raw inserts… `);
       const raw = await rawInsertRate(bench.dbUrl, Math.min(connections, RAW_MAX_CONNECTIONS), DURATION);
       process.stderr.write("votes… ");
@@ -112,7 +125,7 @@ async function main() {
           },
         ],
       });
-      const level: Level = {
+      return {
         connections,
         rawInsertsPerSecond: round(raw),
         votesPerSecond: round(votes.requests.average),
@@ -127,8 +140,34 @@ async function main() {
         pairsNextErrors: pairs.errors + pairs.timeouts,
         pairsNextNon2xx: pairs.non2xx,
       };
-      levels.push(level);
-      process.stderr.write(`${JSON.stringify(level)}\n`);
+    };
+    const repeats: Level[][] = LEVELS.map(() => []);
+    for (let r = 0; r < REPEATS; r++) {
+      for (const [i, connections] of LEVELS.entries()) {
+        const level = await runLevel(connections);
+        repeats[i]?.push(level);
+        process.stderr.write(`${JSON.stringify(level)}\n`);
+      }
+    }
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    for (const [i, connections] of LEVELS.entries()) {
+      const runs = repeats[i] as Level[];
+      const med = (k: keyof Level) => median(runs.map((l) => l[k]));
+      levels.push({
+        connections,
+        rawInsertsPerSecond: round(med("rawInsertsPerSecond")),
+        votesPerSecond: round(med("votesPerSecond")),
+        votesOverRawInserts: round(med("votesOverRawInserts"), 3),
+        voteP50Ms: med("voteP50Ms"),
+        voteP99Ms: med("voteP99Ms"),
+        voteErrors: sum(runs.map((l) => l.voteErrors)),
+        voteNon2xx: sum(runs.map((l) => l.voteNon2xx)),
+        pairsNextPerSecond: round(med("pairsNextPerSecond")),
+        pairsNextP50Ms: med("pairsNextP50Ms"),
+        pairsNextP99Ms: med("pairsNextP99Ms"),
+        pairsNextErrors: sum(runs.map((l) => l.pairsNextErrors)),
+        pairsNextNon2xx: sum(runs.map((l) => l.pairsNextNon2xx)),
+      });
     }
     if (nextVote > PAIRS) process.stderr.write("warning: ran out of served pairs; some votes were repeats\n");
 
@@ -149,7 +188,7 @@ async function main() {
     const at10 = levels.find((l) => l.connections === 10) ?? null;
     const result = {
       benchmark: "load",
-      command: `npx tsx bench/load.ts --levels ${LEVELS.join(",")} --duration ${DURATION} --p99-limit ${P99_LIMIT}`,
+      command: `npx tsx bench/load.ts --levels ${LEVELS.join(",")} --duration ${DURATION} --repeats ${REPEATS} --p99-limit ${P99_LIMIT}`,
       date: new Date().toISOString(),
       machine: machine(bench.pgVersion),
       settings: {
@@ -186,8 +225,8 @@ async function main() {
         },
       },
       votesStored: stored,
-      votesAcknowledged: levels.reduce((n, l) => n + l.votesPerSecond * DURATION, 0),
       levels,
+      repeats,
     };
     const out = join(repoRoot, "bench/results/load.json");
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
