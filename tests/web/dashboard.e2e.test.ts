@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/src/app.js";
+import { repoRoot } from "../../functions/src/config.js";
 import { ADMIN_KEY, type Harness, openHarness, runFakeGenerator } from "../api/votingHarness.js";
 import {
   artifactsDir,
@@ -24,6 +25,33 @@ import { type SeededPlatform, seedPlatform } from "./dashboardSeed.js";
 const existsChromium = await import("node:fs").then((fs) => fs.existsSync(chromiumPath));
 
 const DESKTOP = { width: 1366, height: 900 };
+const axeSource = join(repoRoot, "node_modules/axe-core/axe.min.js");
+
+/** Serious and critical WCAG 2 A/AA problems axe-core finds on the page, one line each. */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: axeSource });
+  return page.evaluate(async () => {
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            o: unknown,
+          ): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }>;
+        };
+      }
+    ).axe;
+    const r = await axe.run({ runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map(
+        (v) =>
+          `${v.id}: ${v.nodes
+            .slice(0, 3)
+            .map((n) => n.target.join(" "))
+            .join(", ")}`,
+      );
+  });
+}
 const PHONE = { width: 390, height: 844 };
 
 describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
@@ -88,6 +116,8 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
       const page = await open(context, path);
       await check(page);
       expect(await page.locator(".note-error").count()).toBe(0);
+      // the phone layout shows the same elements, hidden or folded: checked once, at desktop width
+      if (suffix === "desktop") expect(await accessibilityProblems(page)).toEqual([]);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(1); // nothing wider than the screen: wide tables scroll in their region
       await page.screenshot({ path: join(artifactsDir, `dashboard-${name}-${suffix}.png`), fullPage: true });

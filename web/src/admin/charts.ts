@@ -24,6 +24,11 @@ export function chartWidth(columns = 1): number {
 }
 
 function figure(svg: Element, caption: string, description: string): HTMLElement {
+  // one accessible picture with one description: the marks' own labels would be read piecemeal
+  for (const el of svg.querySelectorAll("[aria-label], [aria-description]")) {
+    el.removeAttribute("aria-label");
+    el.removeAttribute("aria-description");
+  }
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", description);
   return h("figure", { class: "chart" }, svg as unknown as Node, h("figcaption", {}, caption));
