@@ -42,7 +42,7 @@ describe.each(["pglite", "postgres"] as const)("admin voters API on %s", (db) =>
     await writeVoteTable(h.deps, rows);
     await refreshVoterQuality(h.deps);
     app = createApp(h.deps);
-  }, 60_000);
+  });
   afterAll(async () => h?.close());
 
   it("lists voters flagged first, with reasons, gold accuracy and vote counts", async () => {

@@ -57,7 +57,7 @@ describe.each(["pglite", "postgres"] as const)("GET /api/leaderboard on %s", (db
     ]);
     await h.deps.db.orm.execute(sql`update voters set excluded = true where id = 'spammer'`);
     app = createApp(h.deps);
-  }, 60_000);
+  });
   afterAll(async () => h?.close());
 
   it("ranks the models from usable votes only, with intervals, counts and cache headers", async () => {

@@ -102,7 +102,7 @@ describe.each(["pglite", "postgres"] as const)("refreshVoterQuality on %s", (db)
       });
     }
     await writeVoteTable(h.deps, table);
-  }, 60_000);
+  });
   afterAll(async () => h?.close());
 
   it("flags each kind of bad voter with its reason and leaves honest voters alone", async () => {

@@ -69,14 +69,9 @@ const route = createRoute({
         .max(200)
         .optional()
         .openapi({ description: "a prompt category (see `categories`)" }),
-      baseModel: z
-        .string()
-        .min(1)
-        .max(128)
-        .optional()
-        .openapi({
-          description: "only this base model's pairs (ratings compare only within one base model)",
-        }),
+      baseModel: z.string().min(1).max(128).optional().openapi({
+        description: "only this base model's pairs (ratings compare only within one base model)",
+      }),
     }),
   },
   responses: { 200: json(LeaderboardSchema, "The leaderboard"), ...errors(400, 404) },
