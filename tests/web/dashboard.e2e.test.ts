@@ -142,6 +142,7 @@ describe.skipIf(!existsChromium)("admin dashboard in headless Chromium", () => {
     await anon.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => anon.getByRole("alert").textContent()).toMatch(/not the admin key/);
     await anon.screenshot({ path: join(artifactsDir, "dashboard-sign-in-desktop.png") });
+    expect(await accessibilityProblems(anon)).toEqual([]);
     await anon.getByLabel("Admin key").fill(ADMIN_KEY);
     await anon.getByRole("button", { name: "Sign in" }).click();
     await anon.getByRole("heading", { level: 1, name: "Experiments" }).waitFor();
