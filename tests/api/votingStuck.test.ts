@@ -99,7 +99,12 @@ describe.each(["pglite", "postgres"] as const)("stuck generations on %s", (db) =
   });
 
   it("fails a voter's own prompt that never got its images, so the page says so (502) instead of waiting", async () => {
-    const app = createApp(h.deps, { voting: { pool } });
+    // a pool that sweeps at every chance: polling the pair is what finds it stuck
+    const sweeping = new PairPool(
+      { db: h.deps.db, queue: h.deps.queue, log: h.deps.log, depth: 3 },
+      { leaseSeconds: 600, giveUpSeconds: 3600, sweepEveryMs: 0 },
+    );
+    const app = createApp(h.deps, { voting: { pool: sweeping } });
     const b = new Browser(app);
     await b.session();
     const res = await b.post("/api/prompts", { text: "a lonely green triangle" });
@@ -114,7 +119,6 @@ describe.each(["pglite", "postgres"] as const)("stuck generations on %s", (db) =
     await forget(ids);
     expect((await b.request(poll)).status).toBe(202);
     await age(ids, "created_at", 61);
-    await pool.sweep();
     const failed = await b.request(poll);
     expect(failed.status).toBe(502);
     expect(((await failed.json()) as { error: { code: string } }).error.code).toBe("generation_failed");

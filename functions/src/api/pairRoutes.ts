@@ -121,7 +121,16 @@ export function registerPairRoutes(
 
   app.openapi(pairRoute, async (c) => {
     const voterId = c.get("voterId");
-    const r = await pool.reservedPair(c.req.valid("param").pairId, voterId);
+    const pairId = c.req.valid("param").pairId;
+    let r = await pool.reservedPair(pairId, voterId);
+    if (r.state === "generating") {
+      // the voter waits on this pair alone: make sure its generations are not stuck
+      const swept = await pool.maybeSweep().catch((err) => {
+        deps.log.warn("sweep failed", { error: String(err) });
+        return null;
+      });
+      if (swept?.failed) r = await pool.reservedPair(pairId, voterId);
+    }
     c.header("cache-control", "no-store");
     if (r.state === "missing") throw new ApiError(404, "pair_not_found", "There is no such pair for you.");
     if (r.state === "failed") {

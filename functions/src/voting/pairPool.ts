@@ -276,10 +276,14 @@ export class PairPool {
     });
   }
 
-  private async maybeSweep(now: number): Promise<void> {
-    if (now - this.lastSweep < this.opts.sweepEveryMs) return;
+  /**
+   * Sweeps stuck generations if the last sweep in this process is older than `sweepEveryMs`;
+   * returns what the sweep did, or null when none was due.
+   */
+  async maybeSweep(now = Date.now()): Promise<{ resent: number; failed: number } | null> {
+    if (now - this.lastSweep < this.opts.sweepEveryMs) return null;
     this.lastSweep = now;
-    await this.sweep();
+    return this.sweep();
   }
 
   /**
