@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
+import { VOTER_COOKIE } from "../api/voterSession.js";
 import { voterCookieValue } from "../domain/voteToken.js";
 import type { Db } from "../platform/db/port.js";
 import type { Logger } from "../platform/log.js";
@@ -21,9 +22,6 @@ import {
   type SimulatedVoterOptions,
   type Transport,
 } from "./simulatedVoter.js";
-
-/** The name of the voter cookie (as `api/voterSession.ts` sets it). */
-const VOTER_COOKIE = "prefloop_voter";
 
 /** Creates a demo voter row (`is_demo`) and returns its id and its signed voter cookie (`name=value`). */
 export async function createDemoVoter(deps: {
