@@ -16,6 +16,9 @@
  *    `--srm` A/A runs of 20,000 votes (share ever fired), a look after every vote.
  * 4. Raters: an always-left voter, a random clicker (25 % gold pairs), and `--raters` honest noisy
  *    voters (80 % agreement with the truth) checked after every vote.
+ * 5. Leaderboard: `--leaderboard` simulated boards (5 models, voters with their own taste, 3,000
+ *    votes): coverage of the population's ratings by 95 % intervals that resample voters (ours)
+ *    and votes (FastChat), 200 rounds each.
  * Writes bench/results/stats.json.
  */
 import { writeFileSync } from "node:fs";
@@ -23,7 +26,9 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { repoRoot } from "../functions/src/config.js";
+import { bradleyTerry, pairCounts } from "../functions/src/domain/stats/bradleyTerry.js";
 import { DEFAULT_TUNING_VOTES, PRIOR_VOTERS } from "../functions/src/domain/stats/confidenceSequence.js";
+import { bootstrapLeaderboard } from "../functions/src/domain/stats/leaderboard.js";
 import { seededRandom } from "../functions/src/domain/stats/random.js";
 import { assessRater } from "../functions/src/domain/stats/raterQuality.js";
 import { srmLogBayesFactor } from "../functions/src/domain/stats/sampleRatioMismatch.js";
@@ -34,6 +39,7 @@ import {
   firstDecisions,
   fixedHorizonVotes,
   type RaterKind,
+  simulateLeaderboardVotes,
   simulateRater,
   simulateVotes,
 } from "./statsSimulation.js";
@@ -44,6 +50,7 @@ const { values: args } = parseArgs({
     power: { type: "string", default: "500" },
     srm: { type: "string", default: "1000" },
     raters: { type: "string", default: "2000" },
+    leaderboard: { type: "string", default: "100" },
     seed: { type: "string", default: "1" },
     tuning: { type: "string", default: String(DEFAULT_TUNING_VOTES) },
     prior: { type: "string", default: String(PRIOR_VOTERS) },
@@ -188,6 +195,52 @@ const raterResults = {
 };
 log(`raters ${JSON.stringify(raterResults)}`);
 
+// 5. Leaderboard intervals: resampling voters (ours) against resampling votes (FastChat's
+// bootstrap, the same fit with every vote its own "voter"): coverage of the population's ratings.
+const lbRuns = Number(args.leaderboard);
+const lbOpts = { strengths: [0, 0.15, 0.3, 0.45, 0.6], taste: 0.5, gamma: 0.1, heavyShare: 0.05 };
+const models = lbOpts.strengths.map((_, i) => `m${i}`);
+const truth = bradleyTerry(pairCounts(simulateLeaderboardVotes(random, { ...lbOpts, votes: 400_000 })), {
+  models,
+}).ratings;
+const coverage = { voters: { covered: 0, width: 0 }, votes: { covered: 0, width: 0 } };
+const lbStarted = performance.now();
+for (let r = 0; r < lbRuns; r++) {
+  const votes = simulateLeaderboardVotes(random, { ...lbOpts, votes: 3000 });
+  const byVoter = bootstrapLeaderboard(votes, { rounds: 200, seed: r + 1, models });
+  const byVote = bootstrapLeaderboard(
+    votes.map((v, i) => ({ ...v, voterId: `vote${i}` })),
+    { rounds: 200, seed: r + 1, models },
+  );
+  for (const [board, acc] of [
+    [byVoter, coverage.voters],
+    [byVote, coverage.votes],
+  ] as const)
+    for (const row of board.rows) {
+      const t = truth[row.model] as number;
+      if (row.lower <= t && t <= row.upper) acc.covered++;
+      acc.width += row.upper - row.lower;
+    }
+}
+const cells = lbRuns * models.length;
+const leaderboard = {
+  runs: lbRuns,
+  votesEach: 3000,
+  rounds: 200,
+  ...lbOpts,
+  populationRatings: Object.fromEntries(models.map((m) => [m, round(truth[m] as number, 1)])),
+  coverage95: {
+    resampleVoters: coverage.voters.covered / cells,
+    resampleVotes: coverage.votes.covered / cells,
+  },
+  meanIntervalWidth: {
+    resampleVoters: round(coverage.voters.width / cells, 1),
+    resampleVotes: round(coverage.votes.width / cells, 1),
+  },
+  secondsPerBoard: round((performance.now() - lbStarted) / 1000 / (2 * Math.max(1, lbRuns)), 3),
+};
+log(`leaderboard ${JSON.stringify(leaderboard)}`);
+
 const result = {
   benchmark: "stats",
   command: `npx tsx bench/stats.ts --aa ${args.aa} --power ${args.power} --srm ${args.srm} --raters ${args.raters} --seed ${args.seed}`,
@@ -225,6 +278,7 @@ const result = {
   power,
   srm,
   raters: raterResults,
+  leaderboard,
 };
 writeFileSync(join(repoRoot, "bench", "results", "stats.json"), `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result.headline));

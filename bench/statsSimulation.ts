@@ -228,3 +228,32 @@ export interface RaterVoteLike {
   goldCleanSide?: "left" | "right";
   outlier?: { vote: 0 | 0.5 | 1; populationWins: number; populationLosses: number };
 }
+
+/**
+ * Leaderboard votes: models with log-odds strengths, voters with a taste of their own (each
+ * model's strength moved by a normal draw of sd `taste` per voter), a left advantage `gamma`,
+ * 5 % ties, the same numbers of votes per voter as the A/B simulation, each vote on a random
+ * pair of two different models.
+ */
+export function simulateLeaderboardVotes(
+  random: Random,
+  opts: { strengths: readonly number[]; taste: number; gamma: number; votes: number; heavyShare: number },
+): { voterId: string; left: string; right: string; outcome: number }[] {
+  const k = opts.strengths.length;
+  const out: { voterId: string; left: string; right: string; outcome: number }[] = [];
+  for (let v = 0; out.length < opts.votes; v++) {
+    const own = opts.strengths.map((s) => s + opts.taste * normalDraw(random));
+    const n =
+      random() < opts.heavyShare
+        ? 30 + Math.floor(random() * 21)
+        : Math.min(50, 1 + Math.floor(Math.log(1 - random()) / Math.log(0.75)));
+    for (let i = 0; i < n && out.length < opts.votes; i++) {
+      const a = Math.floor(random() * k);
+      const b = (a + 1 + Math.floor(random() * (k - 1))) % k;
+      const z = (own[a] as number) - (own[b] as number) + opts.gamma;
+      const outcome = random() < 0.05 ? 0.5 : random() < 1 / (1 + Math.exp(-z)) ? 1 : 0;
+      out.push({ voterId: `v${v}`, left: `m${a}`, right: `m${b}`, outcome });
+    }
+  }
+  return out;
+}
