@@ -11,7 +11,7 @@ import type { LoopObjective, LoopSpace } from "../config.js";
 import { CONTRACT_VERSION, type TrainingJob, trainingProgress, trainingResult } from "../contracts/jobs.js";
 import { type baseModels, trainingRuns } from "../db/schema.js";
 import type { Deps } from "../deps.js";
-import { blobUri } from "../platform/blob/uri.js";
+import { blobKeyFromUri, blobUri } from "../platform/blob/uri.js";
 import { registerTrainingResult } from "./registerAdapter.js";
 
 export type TrainingRun = typeof trainingRuns.$inferSelect;
@@ -200,7 +200,9 @@ export async function applyResult(
       : outcome.outcome === "training-failed"
         ? (outcome.error ?? "training failed without a message")
         : null;
-  const prefix = msg.adapterUri ? `adapters/${run.adapterId}/` : null;
+  const prefix = msg.adapterUri
+    ? blobKeyFromUri(deps.config.blob, msg.adapterUri.endsWith("/") ? msg.adapterUri : `${msg.adapterUri}/`)
+    : null;
   const curve = ok && prefix ? await publishedCurve(deps.blobs, prefix) : [];
   const [updated] = await deps.db.orm
     .update(trainingRuns)
