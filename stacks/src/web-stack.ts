@@ -38,11 +38,17 @@ export const stripApiPrefixCode = `function handler(event) {
   return request;
 }`;
 
-/** Viewer-request code for the site: client-side routes (no file extension) serve index.html. */
+/**
+ * Viewer-request code for the site: client-side routes (no file extension) serve index.html, the
+ * dashboard's (`/admin`, `/admin/…`) admin.html.
+ */
 export const spaFallbackCode = `function handler(event) {
   var request = event.request;
-  var last = request.uri.split("/").pop();
-  if (last.indexOf(".") === -1) request.uri = "/index.html";
+  var uri = request.uri;
+  var last = uri.split("/").pop();
+  if (last.indexOf(".") === -1) {
+    request.uri = uri === "/admin" || uri.indexOf("/admin/") === 0 ? "/admin.html" : "/index.html";
+  }
   return request;
 }`;
 

@@ -673,6 +673,9 @@ describe("web", () => {
     expect(run(stripApiPrefixCode, "/api/")).toBe("/");
     expect(run(stripApiPrefixCode, "/apiary/x")).toBe("/apiary/x");
     expect(run(spaFallbackCode, "/experiments/42")).toBe("/index.html");
+    expect(run(spaFallbackCode, "/admin")).toBe("/admin.html");
+    expect(run(spaFallbackCode, "/admin/experiments/exp_1")).toBe("/admin.html");
+    expect(run(spaFallbackCode, "/administrator")).toBe("/index.html");
     expect(run(spaFallbackCode, "/assets/app.js")).toBe("/assets/app.js");
   });
 
