@@ -3,8 +3,8 @@
 Writes tests/fixtures/stats/*.json: each file holds the input tables and the values the
 TypeScript statistics (functions/src/domain/stats/) must reproduce. The numbers come from
 statsmodels (cluster-robust variance, GLM Bradley-Terry fits), scipy (normal and chi-square
-distributions, L-BFGS), Optimizely's ssrm-test (sequential SRM) and choix, never from the
-code under test. Formulas that no library implements (the normal-mixture boundary, FastChat's
+distributions, L-BFGS) and Optimizely's ssrm-test (sequential SRM), never from the code
+under test. Formulas that no library implements (the normal-mixture boundary, FastChat's
 outlier e-test, online Elo) are written out here from their papers / FastChat's elo_analysis.py.
 
 Run: .venv/bin/pip install -e 'gpu-worker[stats-reference]' && .venv/bin/pip install --no-deps ssrm-test==0.1.5
