@@ -94,7 +94,7 @@ class PairEncoder:
             ids = tok(missing, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
             out = self.base.text_encoder(ids.to(self.device))
             for j, caption in enumerate(missing):
-                fresh[caption] = (out[0][j].to(self.dtype), out[1][j].float())
+                fresh[caption] = (out[0][j].to(self.dtype).clone(), out[1][j].float().clone())  # not views of the batch
                 self.cache.put(("text", caption), fresh[caption])
         got = [fresh.get(c) or self.cache.get(("text", c)) for c in captions]
         return torch.stack([g[0] for g in got]), torch.stack([g[1] for g in got])
