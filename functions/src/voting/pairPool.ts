@@ -111,10 +111,10 @@ const inScope = (s: PoolScope) => sql`p.served_at is null and p.served_to_voter_
   and ${s.promptSetId === null ? sql`p.prompt_set_id is not null` : sql`p.prompt_set_id = ${s.promptSetId}`}
   ${
     s.closedArms?.length
-      ? sql`and p.arm_b not in (${sql.join(
+      ? sql`and (p.arm_b is null or p.arm_b not in (${sql.join(
           s.closedArms.map((a) => sql`${a}`),
           sql`, `,
-        )})`
+        )}))`
       : sql``
   }`;
 
