@@ -80,8 +80,11 @@ def render(colour: str, shape: str, background: str) -> bytes:
 
 
 def write_snapshot(path: Path, rows) -> Path:
+    """Rows → one Parquet file; every key of any row is a column (null where a row lacks it:
+    ``Table.from_pylist`` alone takes the columns from the first row)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in rows]), path)
     return path
 
 
