@@ -233,7 +233,10 @@ describe("every endpoint under hostile input (fast-check, PGlite)", () => {
     );
   });
 
-  it("every documented route: no 500, one error shape, no stack trace, nothing written on a refusal", async () => {
+  // A case takes a few milliseconds; the limits leave room for a loaded machine.
+  it("every documented route: no 500, one error shape, no stack trace, nothing written on a refusal", {
+    timeout: 60_000 + RUNS * 3_000,
+  }, async () => {
     const failures: string[] = [];
     let cases = 0;
     const started = Date.now();
@@ -267,7 +270,9 @@ describe("every endpoint under hostile input (fast-check, PGlite)", () => {
     expect(failures).toEqual([]);
   });
 
-  it("the routes outside the API document (blobs, health, any path) hold too", async () => {
+  it("the routes outside the API document (blobs, health, any path) hold too", {
+    timeout: 60_000 + RUNS * 1_000,
+  }, async () => {
     const failures: string[] = [];
     const other = fc.record({
       method: fc.constantFrom("GET", "GET", "POST", "HEAD"),
