@@ -10,6 +10,7 @@ import { votingLimiters } from "../../functions/src/api/voterSession.js";
 import { createApp } from "../../functions/src/app.js";
 import { createDemoVoter, demoVoters } from "../../functions/src/demo/demoVoters.js";
 import { appTransport, SimulatedVoter } from "../../functions/src/demo/simulatedVoter.js";
+import { degradeImage } from "../../functions/src/generator/degrade.js";
 import { Browser, type Harness, openHarness, seedReadyPairs } from "../api/votingHarness.js";
 import { seededRandom } from "../helpers/random.js";
 
@@ -76,6 +77,32 @@ describe("demo voters", () => {
     const p = 1 - noise / 2;
     expect(Math.abs(brighter - 60 * p)).toBeLessThanOrEqual(4.5 * Math.sqrt(60 * p * (1 - p)));
     expect(brighter).toBeLessThan(60); // some noise did show
+  });
+
+  it("pick the clean image of a gold pair like a person, whatever their rule says", async () => {
+    // side a clean, side b the generator's degraded copy; the rule "brighter" alone would not care
+    await seedReadyPairs(h.deps, 12, {
+      promptSetName: "gold-like",
+      render: async (i, k) => {
+        const clean = await render(i, 1);
+        return k === 0 ? clean : degradeImage(clean, "blur", `gen_${i}`);
+      },
+    });
+    const app = createApp(h.deps);
+    const [v] = await demoVoters(
+      h.deps,
+      appTransport(app),
+      { voters: 1, preference: "brighter", noise: 0 },
+      { random: seededRandom(8), sleep: async () => {} },
+    );
+    for (let i = 0; i < 12; i++) expect((await v?.step())?.kind).toBe("voted");
+    const choices = await rowsOf<{ choice: string; left_is: string }>(
+      h,
+      sql`select v.choice, p.left_is from votes v join pairs p on p.id = v.pair_id
+          join prompt_sets s on s.id = p.prompt_set_id where s.name = 'gold-like'`,
+    );
+    expect(choices).toHaveLength(12);
+    for (const c of choices) expect(c.choice).toBe(c.left_is === "a" ? "left" : "right");
   });
 
   it("cannot be forged: only the server marks a voter as a demo voter", async () => {

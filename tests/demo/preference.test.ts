@@ -1,12 +1,17 @@
 import { readFileSync } from "node:fs";
+import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import {
+  demoChoice,
+  grain,
   type Pixels,
   PREFERENCE_RULES,
   type PreferenceRule,
   preferenceChoice,
   preferenceScore,
+  spoiledSide,
 } from "../../functions/src/demo/preference.js";
+import { degradeImage } from "../../functions/src/generator/degrade.js";
 import { seededRandom } from "../helpers/random.js";
 
 /** Reference scores from NumPy (scripts/demo_preference_reference.py). */
@@ -74,5 +79,51 @@ describe("preference choice", () => {
     for (let i = 0; i < n; i++) if (preferenceChoice(5, 3, noise, random) === "left") agree++;
     const p = 1 - noise / 2;
     expect(Math.abs(agree - n * p)).toBeLessThanOrEqual(4.5 * Math.sqrt(n * p * (1 - p)) + 1e-9);
+  });
+});
+
+describe("spoiled images", () => {
+  it.each([
+    // a 3×1 image: differences |10 − 40| and |40 − 10| per channel
+    [{ width: 3, height: 1, channels: 3, data: Uint8Array.from([10, 10, 10, 40, 40, 40, 10, 10, 10]) }, 30],
+    [solid([9, 99, 200], 4, 4), 0],
+    [{ width: 1, height: 3, channels: 3, data: new Uint8Array(9) }, 0],
+  ] as const)("grain of a table image → %d", (px, expected) => {
+    expect(grain(px)).toBeCloseTo(expected, 9);
+  });
+
+  it.each([
+    [27, 2, "left"],
+    [2, 27, "right"],
+    [9, 3, null], // three times, but only 6 levels apart
+    [20, 8, null], // 12 levels apart, but not three times
+    [0, 0, null],
+  ] as const)("grain %d vs %d → spoiled %s", (l, r, expected) => {
+    expect(spoiledSide(l, r)).toBe(expected);
+  });
+
+  it.each([
+    // left, right, noise, draws → choice
+    [{ score: 200, grain: 27 }, { score: 50, grain: 2 }, 0, [0.5], "right"], // the spoiled side loses whatever the rule says
+    [{ score: 200, grain: 2 }, { score: 50, grain: 3 }, 0, [0.5], "left"], // neither spoiled: the rule
+    [{ score: 200, grain: 27 }, { score: 50, grain: 2 }, 0.3, [0.1, 0.2], "left"], // a noisy vote
+  ] as const)("%j vs %j (noise %d, draws %j) → %s", (l, r, noise, draws, expected) => {
+    const queue = [...draws];
+    expect(demoChoice(l, r, noise, () => queue.shift() as number)).toBe(expected);
+  });
+
+  it("sees the generator's degraded copy of a clean render as spoiled", async () => {
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">
+      <rect width="64" height="64" fill="#2a9d3a"/><circle cx="40" cy="20" r="9" fill="#d62828"/></svg>`;
+    const clean = await sharp(Buffer.from(svg)).png().toBuffer();
+    const degraded = await degradeImage(clean, "blur", "gen_x");
+    const pixels = async (png: Buffer): Promise<Pixels> => {
+      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { width: info.width, height: info.height, channels: info.channels, data };
+    };
+    const [c, d] = [grain(await pixels(clean)), grain(await pixels(degraded))];
+    expect(c).toBeLessThan(3);
+    expect(d).toBeGreaterThan(20);
+    expect(spoiledSide(d, c)).toBe("left");
   });
 });

@@ -9,6 +9,10 @@
  *   distance from the mean border colour, scored by minus its distance from the image centre
  *   (in units of the half-diagonal);
  * - `red`: mean redness, R − (G + B) / 2, in [−255, 255].
+ *
+ * Like a person, the voter first rejects an image that is visibly spoiled (a gold pair's blurred,
+ * noisy copy): `grain`, the mean absolute difference between horizontally adjacent pixels, is
+ * about 27 levels for the degraded copy and 1–3 for the tiny model's clean renders.
  */
 import type { Random } from "../domain/pairing.js";
 
@@ -101,4 +105,48 @@ export function preferenceChoice(left: number, right: number, noise: number, ran
   if (random() < noise) return random() < 0.5 ? "left" : "right";
   if (Math.abs(left - right) <= TIE_EPSILON) return "tie";
   return left > right ? "left" : "right";
+}
+
+/** Mean absolute difference between horizontally adjacent pixels, over RGB (levels 0–255). */
+export function grain(px: Pixels): number {
+  const { width: w, height: h, channels: c, data } = px;
+  if (w < 2 || h === 0) return 0;
+  let sum = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w - 1; x++) {
+      const o = (y * w + x) * c;
+      for (let k = 0; k < 3; k++) sum += Math.abs((data[o + k] as number) - (data[o + c + k] as number));
+    }
+  }
+  return sum / (h * (w - 1) * 3);
+}
+
+/** An image counts as visibly spoiled when its grain is this many times the other's … */
+export const SPOILED_RATIO = 3;
+/** … and at least this many levels above it. */
+export const SPOILED_MARGIN = 8;
+
+/** The side that is visibly spoiled next to the other, or null when neither is. */
+export function spoiledSide(leftGrain: number, rightGrain: number): "left" | "right" | null {
+  const spoiled = (a: number, b: number) => a >= SPOILED_RATIO * b && a - b >= SPOILED_MARGIN;
+  if (spoiled(leftGrain, rightGrain)) return "left";
+  if (spoiled(rightGrain, leftGrain)) return "right";
+  return null;
+}
+
+export interface LookedAt {
+  /** The rule's score. */
+  score: number;
+  grain: number;
+}
+
+/**
+ * The demo voter's whole judgement: with probability `noise` a coin flip; else the clean image
+ * when the other is visibly spoiled; else the rule (`preferenceChoice` without noise).
+ */
+export function demoChoice(left: LookedAt, right: LookedAt, noise: number, random: Random): DemoChoice {
+  if (random() < noise) return random() < 0.5 ? "left" : "right";
+  const spoiled = spoiledSide(left.grain, right.grain);
+  if (spoiled) return spoiled === "left" ? "right" : "left";
+  return preferenceChoice(left.score, right.score, 0, random);
 }

@@ -10,7 +10,14 @@
  */
 import sharp from "sharp";
 import type { Random } from "../domain/pairing.js";
-import { type DemoChoice, type PreferenceRule, preferenceChoice, preferenceScore } from "./preference.js";
+import {
+  type DemoChoice,
+  demoChoice,
+  grain,
+  type LookedAt,
+  type PreferenceRule,
+  preferenceScore,
+} from "./preference.js";
 
 /** A fetch-like function: an absolute URL or a path, and the request's init. */
 export type Transport = (url: string, init?: RequestInit) => Promise<Response>;
@@ -48,9 +55,10 @@ export interface SimulatedVoterOptions {
 export interface CastVote {
   pairId: string;
   choice: DemoChoice;
-  /** What the rule alone would choose (before noise). */
+  /** What the voter's judgement alone would choose (before noise): the clean side of a spoiled pair, else the rule. */
   ruleChoice: DemoChoice;
   scores: { left: number; right: number };
+  grain: { left: number; right: number };
   decisionMs: number;
   status: number;
 }
@@ -102,18 +110,14 @@ export class SimulatedVoter {
     this.csrf = ((await res.json()) as { csrfToken: string }).csrfToken;
   }
 
-  private async look(url: string): Promise<number> {
+  private async look(url: string): Promise<LookedAt> {
     const res = await this.request(url);
     if (res.status !== 200) throw new Error(`image: HTTP ${res.status}`);
     const { data, info } = await sharp(Buffer.from(await res.arrayBuffer()))
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return preferenceScore(this.opts.rule, {
-      width: info.width,
-      height: info.height,
-      channels: info.channels,
-      data,
-    });
+    const px = { width: info.width, height: info.height, channels: info.channels, data };
+    return { score: preferenceScore(this.opts.rule, px), grain: grain(px) };
   }
 
   /**
@@ -138,8 +142,8 @@ export class SimulatedVoter {
       right: { url: string };
     };
     const [left, right] = await Promise.all([this.look(pair.left.url), this.look(pair.right.url)]);
-    const ruleChoice = preferenceChoice(left, right, 0, this.opts.random);
-    const choice = preferenceChoice(left, right, this.opts.noise, this.opts.random);
+    const ruleChoice = demoChoice(left, right, 0, this.opts.random);
+    const choice = demoChoice(left, right, this.opts.noise, this.opts.random);
     const decisionMs = Math.round(this.opts.decisionMs?.() ?? 1000 + 2000 * this.opts.random());
     await sleep(decisionMs);
     for (let attempt = 1; ; attempt++) {
@@ -157,7 +161,8 @@ export class SimulatedVoter {
         pairId: pair.pairId,
         choice,
         ruleChoice,
-        scores: { left, right },
+        scores: { left: left.score, right: right.score },
+        grain: { left: left.grain, right: right.grain },
         decisionMs,
         status: voted.status,
       };
