@@ -186,7 +186,7 @@ def test_ncp_features_are_the_unets_own_down_and_mid_block_outputs(random_sd):
         ours = features(x, t, h)
     assert len(ours) == len(seen) == len(unet.down_blocks) + 1
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, seen))
-    seen = list(seen)  # (copies made below carry the hooks too)
+    expected = list(seen)  # (copies made below carry the hooks too, and append to `seen`)
     with torch.no_grad():  # the reference's default: the last down block's output only; --use_middle_states: the mid block
-        assert torch.allclose(NoiseConditionedFeatures(unet, "last-down")(x, t, h)[0], seen[-2], atol=1e-6)
-        assert torch.allclose(NoiseConditionedFeatures(unet, "mid")(x, t, h)[0], seen[-1], atol=1e-6)
+        assert torch.allclose(NoiseConditionedFeatures(unet, "last-down")(x, t, h)[0], expected[-2], atol=1e-6)
+        assert torch.allclose(NoiseConditionedFeatures(unet, "mid")(x, t, h)[0], expected[-1], atol=1e-6)
