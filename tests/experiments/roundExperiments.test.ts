@@ -2,8 +2,9 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { experimentDecisions, experiments, loopRounds, trainingRuns } from "../../functions/src/db/schema.js";
+import { experimentDecisions, experiments, loopRounds } from "../../functions/src/db/schema.js";
 import { startRoundExperiments } from "../../functions/src/experiments/startRoundExperiments.js";
+import { insertRuns } from "../../functions/src/training/runs.js";
 import { type Harness, openHarness, seedBaseModel } from "../api/votingHarness.js";
 import { seedAdapters } from "./experimentVotes.js";
 
@@ -37,13 +38,12 @@ describe("starting a round's experiment", () => {
     await seedAdapters(h.deps, baseModelId, ["ad_champ", "ad_dpo", "ad_cpo"], "ad_champ");
     const roundId = `round_${randomUUID()}`;
     await h.deps.db.orm.insert(loopRounds).values({ id: roundId, baseModelId, status: "experimenting" });
-    await h.deps.db.orm
-      .insert(trainingRuns)
-      .values([
-        run(roundId, "ad_dpo", "dpo", "latent", "succeeded"),
-        run(roundId, "ad_cpo", "cpo", "ncp", "succeeded"),
-        run(roundId, "ad_never_registered", "rpo", "latent", "failed"),
-      ]);
+    // As a round inserts them (insertRuns): in LOOP_OBJECTIVES' order, a millisecond apart.
+    await insertRuns(h.deps.db.orm, [
+      run(roundId, "ad_dpo", "dpo", "latent", "succeeded"),
+      run(roundId, "ad_cpo", "cpo", "ncp", "succeeded"),
+      run(roundId, "ad_never_registered", "rpo", "latent", "failed"),
+    ]);
     const [first] = await startRoundExperiments(h.deps);
     expect(first).toMatchObject({ roundId, arms: 3 });
     const [e] = await h.deps.db.orm

@@ -106,7 +106,10 @@ export function planRun(
 }
 
 export async function insertRuns(tx: Tx | Orm, runs: (typeof trainingRuns.$inferInsert)[]): Promise<void> {
-  if (runs.length > 0) await tx.insert(trainingRuns).values(runs);
+  // One millisecond apart, in the order given (LOOP_OBJECTIVES'), so a round's arms keep that order.
+  const now = Date.now();
+  if (runs.length > 0)
+    await tx.insert(trainingRuns).values(runs.map((r, i) => ({ createdAt: new Date(now + i), ...r })));
 }
 
 /** Sends the runs' jobs; a job that cannot be queued fails its run (the round then settles). */
