@@ -24,13 +24,12 @@ import {
 const RULE = "brighter" as const;
 
 /**
- * Opt-in (`PREFLOOP_LOOP_E2E=1`): it generates hundreds of images and trains on CPU. This test
- * itself has not yet passed on the shared development machine (load average 20–28 on 2 cores:
- * 60 votes took 5–6 minutes, 80 training steps 14, and in one run the experiment drew no votes
- * in 265 s before the time limit); the same loop run by `bench/loop.ts` promoted its challenger
- * after 718 votes and 38 minutes, judged 92.5 % (BENCHMARKS.md, Loop).
+ * The whole loop on CPU: it generates hundreds of images and trains the tiny model, about 5 minutes
+ * on a quiet 2-core machine (the loop promoted after ~300 s there). `PREFLOOP_LOOP_E2E=0` skips
+ * it. On a machine loaded 20–28 on 2 cores it did not finish in time; `bench/loop.ts` runs the
+ * same loop at larger budgets (BENCHMARKS.md, Loop).
  */
-describe.skipIf(!process.env.PREFLOOP_LOOP_E2E)("the loop promotes what the voters prefer", () => {
+describe.skipIf(process.env.PREFLOOP_LOOP_E2E === "0")("the loop promotes what the voters prefer", () => {
   let p: Platform;
   let crowd: VoterCrowd | null = null;
 
@@ -55,7 +54,7 @@ describe.skipIf(!process.env.PREFLOOP_LOOP_E2E)("the loop promotes what the vote
   });
 
   it("collects votes, trains, registers, experiments and promotes; the promoted adapter wins on held-out prompts", {
-    timeout: 2_100_000,
+    timeout: 900_000,
   }, async () => {
     await importCaptions(p, "loop-train", trainingCaptions(300));
     const firstVote = Date.now();
@@ -65,7 +64,7 @@ describe.skipIf(!process.env.PREFLOOP_LOOP_E2E)("the loop promotes what the vote
     const promoted = await waitForLoop(
       p,
       (m) => m.champion !== null || (m.next.action === "collect_votes" && seen.has("wait")),
-      1_500_000,
+      780_000,
       (m) => {
         seen.add(m.next.action);
         const line = `${m.next.action} ${m.activeRound?.runs?.[0]?.status ?? ""} ${m.activeExperiment?.votes ?? ""}`;
@@ -84,16 +83,18 @@ describe.skipIf(!process.env.PREFLOOP_LOOP_E2E)("the loop promotes what the vote
     // the loop went through its states on its own
     expect([...seen]).toEqual(expect.arrayContaining(["collect_votes", "wait_for_training"]));
     const championId = promoted.champion.adapterId as string;
+    // The loop turns again at once (votes kept arriving), so a next round may already be training.
     const { experiments } = await p.admin<{ experiments: Json[] }>("/api/admin/experiments");
-    expect(experiments).toHaveLength(1);
-    const report = await p.admin(`/api/admin/experiments/${experiments[0]?.id}`);
+    const decided = experiments.filter((e) => e.status === "decided");
+    expect(decided).toHaveLength(1);
+    const report = await p.admin(`/api/admin/experiments/${decided[0]?.id}`);
     expect(report).toMatchObject({ status: "decided", origin: "loop" });
     const challenger = report.arms[1];
     expect(challenger).toMatchObject({ name: "dpo:latent", adapterId: championId, state: "promote" });
     expect(challenger.statistics.lower).toBeGreaterThan(0.5);
     expect(report.decisions[0]).toMatchObject({ action: "promote", arm: "dpo:latent", actor: "loop" });
     const { rounds } = await p.admin<{ rounds: Json[] }>("/api/admin/loop");
-    expect(rounds[0]).toMatchObject({ status: "done", experimentId: report.id });
+    expect(rounds.find((r) => r.experimentId === report.id)).toMatchObject({ status: "done" });
 
     const judged = await judgeAdapter(p, championId, heldoutCaptions(40), RULE);
     console.log(
