@@ -20,6 +20,7 @@ import { type PreferenceRule, preferenceScore } from "../../functions/src/demo/p
 import { appTransport, SimulatedVoter, type Transport } from "../../functions/src/demo/simulatedVoter.js";
 import { buildDeps, type Deps } from "../../functions/src/deps.js";
 import { allScenes, captionOf, isHeldout } from "../../functions/src/domain/shapes/index.js";
+import { seededRandom } from "../../functions/src/domain/stats/random.js";
 import { startLocalGenerator } from "../../functions/src/generator/consumer.js";
 import { registerLocalBaseModel } from "../../functions/src/local/baseModel.js";
 import { startLocalConsumers } from "../../functions/src/local/consumers.js";
@@ -32,16 +33,7 @@ export const LOOP_ADMIN_KEY = "loop-driver-admin-key-0123456789abcdef";
 export type Json = Record<string, any>;
 
 /** A seeded uniform generator (mulberry32) for the voters' noise. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const trainingCaptions = (n: number): string[] =>
   allScenes()

@@ -8,16 +8,7 @@ import { adapters, generations, pairs, voters, votes } from "../../functions/src
 import type { Deps } from "../../functions/src/deps.js";
 
 /** A small seeded generator (mulberry32), so every run sees the same votes. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as seeded } from "../../functions/src/domain/stats/random.js";
 
 export async function seedAdapters(
   deps: Deps,

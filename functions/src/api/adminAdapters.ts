@@ -24,21 +24,8 @@ import { ADAPTER_MANIFEST_FILE, ADAPTER_WEIGHTS_FILE } from "../training/registe
 import { adminSecurity } from "./adminSession.js";
 import { snapshotJson } from "./adminSnapshots.js";
 import { runJson } from "./adminTrainingRuns.js";
+import { adminErrors, err, idParam, json } from "./routeDocs.js";
 import type { VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
-const adminErrors = { 401: err("Not signed in"), 403: err("Admin API closed, or CSRF token missing") };
-const idParam = z.object({
-  id: z
-    .string()
-    .max(128)
-    .openapi({ param: { name: "id", in: "path" } }),
-});
 
 const AdapterSchema = z
   .object({

@@ -12,22 +12,8 @@ import { ARM_NAME, MAX_ARMS, startExperiment } from "../experiments/start.js";
 import { stopExperiment } from "../experiments/stop.js";
 import { ApiError } from "../http/errors.js";
 import { adminSecurity } from "./adminSession.js";
+import { adminErrors, err, idParam, json } from "./routeDocs.js";
 import type { VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
-const adminErrors = { 401: err("Not signed in"), 403: err("Admin API closed, or CSRF token missing") };
-
-const idParam = z.object({
-  id: z
-    .string()
-    .max(128)
-    .openapi({ param: { name: "id", in: "path" } }),
-});
 
 const ArmSchema = z.object({
   name: z.string().regex(ARM_NAME).optional().openapi({ description: "Default: the adapter id, or `base`" }),

@@ -10,15 +10,8 @@ import { loopStatus } from "../loop/status.js";
 import { loopTick } from "../loop/tick.js";
 import { listRuns } from "../training/runs.js";
 import { adminSecurity } from "./adminSession.js";
+import { adminErrors, err, json } from "./routeDocs.js";
 import type { VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
-const adminErrors = { 401: err("Not signed in"), 403: err("Admin API closed, or CSRF token missing") };
 
 const RoundSchema = z
   .object({

@@ -9,14 +9,8 @@ import { checkPrompt } from "../domain/promptPolicy.js";
 import { ApiError } from "../http/errors.js";
 import { playgroundRun, startPlayground } from "../playground/playground.js";
 import { adminSecurity } from "./adminSession.js";
+import { err, json } from "./routeDocs.js";
 import type { VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
 
 const model = z
   .string()

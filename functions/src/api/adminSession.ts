@@ -21,8 +21,8 @@ import { perMinute } from "../domain/tokenBucket.js";
 import { ApiError } from "../http/errors.js";
 import { isAllowedOrigin, type OriginPolicy } from "../http/origin.js";
 import { RateLimiter } from "../voting/rateLimiter.js";
+import { err, json } from "./routeDocs.js";
 import { CSRF_HEADER, clientIp, originPolicy, type VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
 
 export const ADMIN_COOKIE = "prefloop_admin";
 export const ADMIN_SESSION_SECONDS = 12 * 3600;
@@ -97,12 +97,6 @@ export function adminGuard(deps: Deps): MiddlewareHandler<VoterEnv> {
     return next();
   };
 }
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
 
 const SignInSchema = z
   .object({ key: z.string().min(1).max(512).openapi({ description: "The admin key" }) })

@@ -8,21 +8,8 @@ import { ApiError } from "../http/errors.js";
 import { findSnapshot, listSnapshots, snapshotFileUrl } from "../snapshots/catalog.js";
 import { createSnapshot, NoUsableVotesError, type Snapshot } from "../snapshots/export.js";
 import { adminSecurity } from "./adminSession.js";
+import { adminErrors, err, idParam, json } from "./routeDocs.js";
 import type { VoterEnv } from "./voterSession.js";
-import { ErrorSchema } from "./votingSchemas.js";
-
-const json = <T>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-const err = (description: string) => json(ErrorSchema, description);
-const adminErrors = { 401: err("Not signed in"), 403: err("Admin API closed, or CSRF token missing") };
-const idParam = z.object({
-  id: z
-    .string()
-    .max(128)
-    .openapi({ param: { name: "id", in: "path" } }),
-});
 
 export const SnapshotSchema = z
   .object({

@@ -1,4 +1,5 @@
-/** OpenAPI pieces the voter route files share: JSON responses, error responses, security names. */
+/** OpenAPI pieces the route files share: JSON responses, error responses, security names, id paths. */
+import { z } from "@hono/zod-openapi";
 import { ErrorSchema } from "./votingSchemas.js";
 
 export const json = <T>(schema: T, description: string) => ({
@@ -15,3 +16,20 @@ export const errors = (...codes: number[]) =>
 
 export const voterSecurity = [{ voterCookie: [] }];
 export const postSecurity = [{ voterCookie: [], csrfHeader: [] }];
+
+/** One documented error response. */
+export const err = (description: string) => json(ErrorSchema, description);
+
+/** What every admin route may answer before it runs. */
+export const adminErrors = {
+  401: err("Not signed in"),
+  403: err("Admin API closed, or CSRF token missing"),
+};
+
+/** A resource id in the path (`/{id}`). */
+export const idParam = z.object({
+  id: z
+    .string()
+    .max(128)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
