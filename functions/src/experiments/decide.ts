@@ -10,7 +10,7 @@
  * `POST /api/admin/experiments/{id}/decide`.
  */
 import { randomUUID } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Config } from "../config.js";
 import { experimentDecisions, experiments } from "../db/schema.js";
 import {
@@ -30,6 +30,7 @@ import {
   applyPendingOutcomes,
   closeExperiment,
   type ExperimentRow,
+  lockExperimentStatus,
   type Tx,
 } from "./finish.js";
 import { frozenSettings } from "./settings.js";
@@ -125,10 +126,7 @@ export async function decideRunningExperiment(
   };
 
   const recorded = await deps.db.orm.transaction(async (tx) => {
-    const [locked] = await (tx as unknown as Tx)
-      .execute(sql`select status from experiments where id = ${e.id} for update`)
-      .then((r) => (r as unknown as { rows: { status: string }[] }).rows);
-    if (locked?.status !== "running") return false;
+    if ((await lockExperimentStatus(tx as unknown as Tx, e.id)) !== "running") return false;
     if (verdict.action === "continue" && !armsChanged && !newVotes) return false;
     await tx.insert(experimentDecisions).values({
       id: `dec_${randomUUID()}`,

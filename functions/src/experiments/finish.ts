@@ -19,6 +19,12 @@ import type { Logger } from "../platform/log.js";
 export type Tx = Parameters<Parameters<Orm["transaction"]>[0]>[0];
 export type ExperimentRow = typeof experiments.$inferSelect;
 
+/** Locks the experiment's row for the transaction and returns its status (undefined: no such row). */
+export async function lockExperimentStatus(tx: Tx, id: string): Promise<string | undefined> {
+  const r = await tx.execute(sql`select status from experiments where id = ${id} for update`);
+  return (r as unknown as { rows: { status: string }[] }).rows[0]?.status;
+}
+
 export type FinishAction = "promote" | "retire" | "stop_untrustworthy" | "stop";
 
 export interface Outcome {

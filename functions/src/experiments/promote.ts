@@ -4,7 +4,7 @@
  * keeps the champion and retires the challengers.
  */
 import { randomUUID } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Config } from "../config.js";
 import { experimentDecisions, experiments } from "../db/schema.js";
 import type { Arm } from "../domain/pairing.js";
@@ -12,7 +12,7 @@ import { ApiError } from "../http/errors.js";
 import type { Db } from "../platform/db/port.js";
 import type { Logger } from "../platform/log.js";
 import { evaluateExperiment } from "./decide.js";
-import { applyOutcome, closeExperiment, type Tx } from "./finish.js";
+import { applyOutcome, closeExperiment, lockExperimentStatus, type Tx } from "./finish.js";
 
 export async function promoteArm(
   deps: { db: Db; config: Pick<Config, "experiments">; log: Logger },
@@ -41,12 +41,7 @@ export async function promoteArm(
   const action: "retire" | "promote" = isControl ? "retire" : "promote";
   const outcome = { action, winner: isControl ? null : arm.name, reason: why, actor: "admin" as const };
   await deps.db.orm.transaction(async (tx) => {
-    const [locked] = (
-      (await tx.execute(sql`select status from experiments where id = ${id} for update`)) as unknown as {
-        rows: { status: string }[];
-      }
-    ).rows;
-    if (locked?.status !== "running")
+    if ((await lockExperimentStatus(tx, id)) !== "running")
       throw new ApiError(409, "experiment_not_running", "The experiment was decided meanwhile.");
     await tx.insert(experimentDecisions).values({
       id: `dec_${randomUUID()}`,

@@ -3,13 +3,13 @@
  * changes status, its loop round ends, and the stop is recorded with the numbers at that moment.
  */
 import { randomUUID } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Config } from "../config.js";
 import { experimentDecisions, experiments } from "../db/schema.js";
 import { ApiError } from "../http/errors.js";
 import type { Db } from "../platform/db/port.js";
 import { evaluateExperiment } from "./decide.js";
-import { closeExperiment, type Tx } from "./finish.js";
+import { closeExperiment, lockExperimentStatus, type Tx } from "./finish.js";
 
 export async function stopExperiment(
   deps: { db: Db; config: Pick<Config, "experiments"> },
@@ -27,12 +27,7 @@ export async function stopExperiment(
   const ev = await evaluateExperiment(deps.db, deps.config, e);
   const why = reason?.trim() || "stopped by an admin";
   await deps.db.orm.transaction(async (tx) => {
-    const [locked] = (
-      (await tx.execute(sql`select status from experiments where id = ${id} for update`)) as unknown as {
-        rows: { status: string }[];
-      }
-    ).rows;
-    if (locked?.status !== "running")
+    if ((await lockExperimentStatus(tx, id)) !== "running")
       throw new ApiError(409, "experiment_not_running", "The experiment was decided meanwhile.");
     await tx.insert(experimentDecisions).values({
       id: `dec_${randomUUID()}`,
