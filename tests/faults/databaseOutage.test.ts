@@ -28,7 +28,8 @@ describe("a PostgreSQL outage under vote load", () => {
       RATE_LIMIT_IP_PER_MINUTE: "100000",
     });
     app = createApp(h.deps);
-    await seedReadyPairs(h.deps, 400, { promptSetName: "outage", images: false });
+    // Enough pairs that six fast voters never drain the pool in the test's 6 s.
+    await seedReadyPairs(h.deps, 1500, { promptSetName: "outage", images: false });
   });
   afterAll(async () => {
     await h?.close();

@@ -39,7 +39,8 @@ export async function voteLoop(
   while (!out.stop.now) {
     const got = await outcome(b.request(nextPath));
     if (got?.res.status !== 200) {
-      if (got) note(got.res.status, got.body);
+      // 202: no pair ready this moment (the pool refills): an answer, not a failure.
+      if (got && got.res.status !== 202) note(got.res.status, got.body);
       await pause(100);
       continue;
     }
