@@ -99,7 +99,7 @@ describe.skipIf(process.env.PREFLOOP_LOOP_E2E === "0")("the loop promotes what t
     const { rounds } = await p.admin<{ rounds: Json[] }>("/api/admin/loop");
     expect(rounds.find((r) => r.experimentId === report.id)).toMatchObject({ status: "done" });
 
-    const judged = await judgeAdapter(p, championId, heldoutCaptions(40), RULE);
+    const judged = await judgeAdapter(p, championId, heldoutCaptions(80), RULE);
     console.log(
       JSON.stringify({
         promotedAfterSeconds: Math.round(promotedAfterMs / 1000),
