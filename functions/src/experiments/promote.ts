@@ -1,18 +1,13 @@
-/**
- * A person promotes an arm of a running experiment, whatever the rule says (the override is
- * recorded with the numbers at that moment, beside what the rule said). Promoting the control
- * keeps the champion and retires the challengers.
- */
-import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import type { Config } from "../config.js";
-import { experimentDecisions, experiments } from "../db/schema.js";
+import { experiments } from "../db/schema.js";
 import type { Arm } from "../domain/pairing.js";
 import { ApiError } from "../http/errors.js";
 import type { Db } from "../platform/db/port.js";
 import type { Logger } from "../platform/log.js";
+import { recordAdminDecision } from "./adminDecision.js";
 import { evaluateExperiment } from "./decide.js";
-import { applyOutcome, closeExperiment, lockExperimentStatus, type Tx } from "./finish.js";
+import { applyOutcome, closeExperiment, type Tx } from "./finish.js";
 
 export async function promoteArm(
   deps: { db: Db; config: Pick<Config, "experiments">; log: Logger },
@@ -41,23 +36,7 @@ export async function promoteArm(
   const action: "retire" | "promote" = isControl ? "retire" : "promote";
   const outcome = { action, winner: isControl ? null : arm.name, reason: why, actor: "admin" as const };
   await deps.db.orm.transaction(async (tx) => {
-    if ((await lockExperimentStatus(tx, id)) !== "running")
-      throw new ApiError(409, "experiment_not_running", "The experiment was decided meanwhile.");
-    await tx.insert(experimentDecisions).values({
-      id: `dec_${randomUUID()}`,
-      experimentId: id,
-      action,
-      arm: isControl ? null : arm.name,
-      reason: why,
-      actor: "admin",
-      numbers: {
-        votes: ev.outcomes.length,
-        arms: ev.stats.arms,
-        srm: ev.srm,
-        guardrails: ev.alarms,
-        ruleNow: ev.verdict,
-      },
-    });
+    await recordAdminDecision(tx as Tx, id, { action, arm: isControl ? null : arm.name, reason: why }, ev);
     await closeExperiment(tx as Tx, e, outcome, {
       action,
       reason: why,
