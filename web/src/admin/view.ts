@@ -167,6 +167,31 @@ export function listIn<T>(body: unknown, ...keys: string[]): T[] {
 }
 
 /** Re-runs `tick` every `ms` while the page is shown; returns the stop function. */
+/**
+ * A page that draws when it is shown and then runs `refresh` (by default the same drawing) every
+ * `ms` while it stays shown.
+ */
+export function livePage(
+  title: string,
+  root: HTMLElement,
+  ms: number,
+  draw: () => Promise<unknown>,
+  refresh: () => Promise<unknown> = draw,
+): AdminPage {
+  let stop = () => {};
+  return {
+    title,
+    root,
+    async mount() {
+      await draw();
+      stop = every(ms, refresh);
+    },
+    unmount() {
+      stop();
+    },
+  };
+}
+
 export function every(ms: number, tick: () => Promise<unknown>): () => void {
   let alive = true;
   let timer = 0;

@@ -11,13 +11,13 @@ import {
   type AdminPage,
   actionButton,
   badge,
-  every,
   facts,
   fill,
   fmt,
   h,
   link,
   listIn,
+  livePage,
   note,
   num,
   pageRoot,
@@ -88,18 +88,7 @@ export function experimentsPage(): AdminPage {
     "Adapters A/B-tested on live traffic: challengers against the champion, on the same prompt and seed, until an anytime-valid decision.",
     panel("Experiments", table),
   );
-  let stop = () => {};
-  return {
-    title: "Experiments",
-    root,
-    async mount() {
-      await draw();
-      stop = every(5000, draw);
-    },
-    unmount() {
-      stop();
-    },
-  };
+  return livePage("Experiments", root, 5000, draw);
 }
 
 function armCharts(arm: Row, bar: number): HTMLElement[] {
@@ -436,18 +425,7 @@ export function experimentPage(route: Route): AdminPage {
   const samples = h("div");
   const loadSamples = () => fill(samples, () => samplePairs(id), "votes");
 
-  let stop = () => {};
-  return {
-    title: "Experiment",
-    root,
-    async mount() {
-      await draw();
-      stop = every(6000, async () => {
-        if (running) await draw();
-      });
-    },
-    unmount() {
-      stop();
-    },
-  };
+  return livePage("Experiment", root, 6000, draw, async () => {
+    if (running) await draw();
+  });
 }

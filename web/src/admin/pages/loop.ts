@@ -7,13 +7,13 @@ import { sortableTable } from "../table.js";
 import {
   type AdminPage,
   badge,
-  every,
   facts,
   fill,
   fmt,
   h,
   link,
   listIn,
+  livePage,
   num,
   pageRoot,
   panel,
@@ -227,16 +227,5 @@ export function loopPage(): AdminPage {
     panel("Rounds", rounds),
     panel("Settings", settings),
   );
-  let stop = () => {};
-  return {
-    title: "Loop",
-    root,
-    async mount() {
-      await draw();
-      stop = every(5000, draw);
-    },
-    unmount() {
-      stop();
-    },
-  };
+  return livePage("Loop", root, 5000, draw);
 }

@@ -4,7 +4,7 @@
  */
 import { admin } from "../client.js";
 import { sortableTable } from "../table.js";
-import { type AdminPage, every, facts, fill, fmt, h, link, pageRoot, panel } from "../view.js";
+import { type AdminPage, facts, fill, fmt, h, link, livePage, pageRoot, panel } from "../view.js";
 import { loopStory } from "./loopStory.js";
 
 interface Pool {
@@ -127,16 +127,11 @@ export function overviewPage(): AdminPage {
       },
       "the loop's status",
     );
-  let stop = () => {};
-  return {
-    title: "Overview",
+  return livePage(
+    "Overview",
     root,
-    async mount() {
-      await Promise.all([loadPool(), loadVotes(), loadSets(), loadLoop()]);
-      stop = every(5000, () => Promise.all([loadPool(), loadVotes()]));
-    },
-    unmount() {
-      stop();
-    },
-  };
+    5000,
+    () => Promise.all([loadPool(), loadVotes(), loadSets(), loadLoop()]),
+    () => Promise.all([loadPool(), loadVotes()]),
+  );
 }

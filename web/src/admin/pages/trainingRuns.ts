@@ -8,13 +8,13 @@ import { sortableTable } from "../table.js";
 import {
   type AdminPage,
   badge,
-  every,
   facts,
   fill,
   fmt,
   h,
   link,
   listIn,
+  livePage,
   note,
   num,
   pageRoot,
@@ -98,18 +98,7 @@ export function trainingRunsPage(): AdminPage {
       },
       "training runs",
     );
-  let stop = () => {};
-  return {
-    title: "Training runs",
-    root,
-    async mount() {
-      await draw();
-      stop = every(4000, draw);
-    },
-    unmount() {
-      stop();
-    },
-  };
+  return livePage("Training runs", root, 4000, draw);
 }
 
 /** Turns the run's metric rows into one series per metric (`loss`, `heldout_loss` …). */
@@ -139,7 +128,6 @@ export function trainingRunPage(route: Route): AdminPage {
     panel("Run", summary),
     charts,
   );
-  let stop = () => {};
   let finished = false;
   const draw = () =>
     fill(
@@ -188,17 +176,7 @@ export function trainingRunPage(route: Route): AdminPage {
       },
       "training runs",
     );
-  return {
-    title: `Training run ${id}`,
-    root,
-    async mount() {
-      await draw();
-      stop = every(3000, async () => {
-        if (!finished) await draw();
-      });
-    },
-    unmount() {
-      stop();
-    },
-  };
+  return livePage(`Training run ${id}`, root, 3000, draw, async () => {
+    if (!finished) await draw();
+  });
 }
