@@ -276,12 +276,14 @@ describe.each(["pglite", "postgres"] as const)("voting API on %s", (db) => {
     expect(new Set(served)).toEqual(new Set(pairIds));
   });
 
-  it("ignores ?experiment= (the server allocates traffic) and answers unknown prompt sets with 404", async () => {
+  it("ignores ?experiment= like any unknown query parameter (the server allocates traffic) and answers unknown prompt sets with 404", async () => {
     const b = new Browser(app);
     await b.session();
-    const e = await b.request(`/api/pairs/next?experiment=nope&promptSet=${setName}`);
+    const e = await b.request(`/api/pairs/next?experiment=nope&promptSet=${setName}&other=1`);
     expect(e.status).toBe(200);
-    expect(((await e.json()) as Json).experimentId).toBeNull();
+    const pair = (await e.json()) as Json;
+    expect(pair.pairId).toEqual(expect.any(String));
+    expect(pair).not.toHaveProperty("experimentId");
     const s = await b.request("/api/pairs/next?promptSet=nope");
     expect(s.status).toBe(404);
     expect(((await s.json()) as Json).error.code).toBe("prompt_set_not_found");
@@ -385,6 +387,17 @@ describe("voting API limits and documents (PGlite)", () => {
       ]),
     );
     expect(doc.components.schemas.Pair.properties.voteToken).toBeDefined();
+    // a voter's pair never says which experiment, arm or model it comes from, and cannot ask for one
+    expect(Object.keys(doc.components.schemas.Pair.properties).sort()).toEqual([
+      "expiresAt",
+      "left",
+      "pairId",
+      "prompt",
+      "right",
+      "voteToken",
+    ]);
+    const nextParams = (doc.paths["/api/pairs/next"].get.parameters as Json[]).map((p) => p.name);
+    expect(nextParams).toEqual(["promptSet"]);
     expect(doc.components.securitySchemes.voterCookie).toMatchObject({
       in: "cookie",
       name: "prefloop_voter",

@@ -27,6 +27,15 @@ type Json = Record<string, any>;
 const rowsOf = async <T>(h: Harness, q: ReturnType<typeof sql>) =>
   ((await h.deps.db.orm.execute(q)) as unknown as { rows: T[] }).rows;
 
+/** The experiment a served pair belongs to, from the database: the public response never says. */
+const experimentOf = async (h: Harness, pairId: string) =>
+  (
+    await rowsOf<{ experiment_id: string | null }>(
+      h,
+      sql`select experiment_id from pairs where id = ${pairId}`,
+    )
+  )[0]?.experiment_id ?? null;
+
 /** |observed − expected| within `z` binomial standard deviations. */
 function expectBinomial(observed: number, n: number, p: number, z = 4.5) {
   const sd = Math.sqrt(n * p * (1 - p));
@@ -61,7 +70,7 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
     return { app: createApp(h.deps, { voting: { pool, allocator } }), pool, allocator };
   };
 
-  it("serves data, experiment and gold pairs in their shares, whatever ?experiment= says", async () => {
+  it("serves data, experiment and gold pairs in their shares, whatever ?experiment= says, and never says which", async () => {
     const setName = "shares";
     const n = 300;
     const data = await seedReadyPairs(h.deps, n, { promptSetName: setName, images: false });
@@ -105,13 +114,23 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
       );
       expect(res.status).toBe(200);
       const pair = (await res.json()) as Json;
-      const [row] = await rowsOf<{ kind: keyof typeof counts }>(
+      const [row] = await rowsOf<{ kind: keyof typeof counts; experiment_id: string | null }>(
         h,
-        sql`select kind from pairs where id = ${pair.pairId}`,
+        sql`select kind, experiment_id from pairs where id = ${pair.pairId}`,
       );
       counts[row?.kind as keyof typeof counts]++;
-      if (row?.kind === "experiment") expect(pair.experimentId).toBe("exp_shares");
-      else expect(pair.experimentId).toBeNull();
+      expect(row?.experiment_id).toBe(row?.kind === "experiment" ? "exp_shares" : null);
+      // an experiment pair looks like any other: no experiment, kind, arm or adapter, no model in the alt text
+      expect(Object.keys(pair).sort()).toEqual([
+        "expiresAt",
+        "left",
+        "pairId",
+        "prompt",
+        "right",
+        "voteToken",
+      ]);
+      expect(Object.keys(pair.left).sort()).toEqual(["alt", "height", "url", "width"]);
+      expect(JSON.stringify(pair)).not.toMatch(/exp_shares|ad_champion|ad_challenger|experiment/);
     }
     expect(counts.data + counts.experiment + counts.gold).toBe(n);
     expectBinomial(counts.gold, n, 0.1);
@@ -201,7 +220,7 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
       const res = await b.request("/api/pairs/next?promptSet=ab-prompts");
       if (res.status !== 200) break;
       const pair = (await res.json()) as Json;
-      served.push(pair.experimentId ?? "-");
+      served.push((await experimentOf(h, pair.pairId)) ?? "-");
       expect(
         (await b.post("/api/votes", { token: pair.voteToken, choice: "left", decisionMs: 1500 })).status,
       ).toBe(201);
@@ -258,7 +277,7 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
       const res = await b.request("/api/pairs/next?promptSet=ab-prompts");
       if (res.status !== 200) continue;
       const pair = (await res.json()) as Json;
-      if (pair.experimentId !== "exp_1") continue;
+      if ((await experimentOf(h, pair.pairId)) !== "exp_1") continue;
       experimentPairs++;
       const [row] = await rowsOf<{ arm_b: string }>(
         h,
@@ -290,7 +309,7 @@ describe.each(["pglite", "postgres"] as const)("traffic allocation on %s", (db) 
     await b.session();
     for (let i = 0; i < 10; i++) {
       const res = await b.request("/api/pairs/next?promptSet=ab-prompts");
-      if (res.status === 200) expect(((await res.json()) as Json).experimentId).toBeNull();
+      if (res.status === 200) expect(await experimentOf(h, ((await res.json()) as Json).pairId)).toBeNull();
       else await runFakeGenerator(h.deps);
     }
     const [after] = await rowsOf<{ n: number }>(

@@ -67,7 +67,7 @@ export const api = {
     return body;
   },
 
-  async nextPair(params: { experiment?: string; promptSet?: string } = {}): Promise<PairOrPending> {
+  async nextPair(params: { promptSet?: string } = {}): Promise<PairOrPending> {
     const q = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => Boolean(e[1])));
     const { status, body } = await call<Pair | Pending>(`/api/pairs/next${q.size ? `?${q}` : ""}`);
     if (status === 202) {

@@ -12,10 +12,7 @@ let promptMaxChars = 300;
 function render(): void {
   page?.unmount();
   const url = new URL(location.href);
-  const params = {
-    experiment: url.searchParams.get("experiment") ?? undefined,
-    promptSet: url.searchParams.get("promptSet") ?? undefined,
-  };
+  const params = { promptSet: url.searchParams.get("promptSet") ?? undefined };
   const name = url.pathname.replace(/\/$/, "") === "/prompt" ? "prompt" : "vote";
   page = name === "prompt" ? promptPage(promptMaxChars) : votePage(params);
   document.title = `prefloop — ${page.title}`;

@@ -3,7 +3,7 @@ import { ApiRequestError, api, type Pair, type PairOrPending, type VoteChoice } 
 import { KEYS, pairView, preload, typing } from "./pairView.js";
 import { h, notice, type Page, setCount, wait } from "./ui.js";
 
-export function votePage(params: { experiment?: string; promptSet?: string }): Page {
+export function votePage(params: { promptSet?: string }): Page {
   const status = h("p", { class: "status", role: "status" });
   const view = pairView((choice) => void vote(choice));
   const alertBox = h("div", { class: "notice", role: "alert", hidden: "" });

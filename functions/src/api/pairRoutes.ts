@@ -67,7 +67,6 @@ async function present(deps: Deps, p: ServedPair, voterId: string): Promise<Pair
   });
   return {
     pairId: p.pairId,
-    experimentId: p.experimentId,
     prompt: { id: p.promptId, text: p.promptText, category: p.category },
     left: image(leftUrl, "Left"),
     right: image(rightUrl, "Right"),
@@ -88,7 +87,6 @@ export function registerPairRoutes(
 
   app.openapi(nextPairRoute, async (c) => {
     const voterId = c.get("voterId");
-    // `experiment` is accepted for old links and ignored: the server allocates experiment traffic
     const { promptSet } = c.req.valid("query");
     let promptSetId: string | null = null;
     if (promptSet) {

@@ -22,10 +22,13 @@ export const ImageSchema = z
   })
   .openapi("Image");
 
+/**
+ * A pair as a voter sees it. It says nothing of what kind of pair it is (data, experiment, gold)
+ * or which models drew it: a voter who could tell could bias an experiment.
+ */
 export const PairSchema = z
   .object({
     pairId: z.string(),
-    experimentId: z.string().nullable(),
     prompt: z.object({ id: z.string(), text: z.string(), category: z.string().nullable() }),
     left: ImageSchema,
     right: ImageSchema,
@@ -42,12 +45,8 @@ export const PendingSchema = z
   })
   .openapi("Pending");
 
+/** Other query parameters are ignored, as on every route (`experiment=` of old links among them). */
 export const PairQuerySchema = z.object({
-  experiment: z.string().max(128).optional().openapi({
-    description:
-      "Ignored (accepted for old links): the server allocates each running experiment its share of traffic",
-    deprecated: true,
-  }),
   promptSet: z.string().max(200).optional().openapi({ description: "Prompt set id or name" }),
 });
 
