@@ -35,6 +35,59 @@ const space = z.enum(["latent", "ncp"]);
 export type LoopObjective = z.infer<typeof objective>;
 export type LoopSpace = z.infer<typeof space>;
 
+/**
+ * β of the loop's training jobs, in the worker's convention (the official Diffusion-DPO β, used
+ * with ½ inside the sigmoid). The most specific entry wins: `objective:space`, then `objective`,
+ * then the default.
+ */
+export interface LoopBeta {
+  default: number;
+  objectives: Partial<Record<LoopObjective, number>>;
+  pairs: Partial<Record<`${LoopObjective}:${LoopSpace}`, number>>;
+}
+
+/**
+ * Diffusion-DPO's official β (5000 with the ½); the NCP code's `--beta_dpo` 2500 without the ½ is
+ * the same temperature, and it uses that one value for DPO and CPO alike.
+ */
+export const DEFAULT_LOOP_BETA = 5000;
+
+/** The β a challenger of this objective and space trains with. */
+export function loopBeta(beta: LoopBeta, o: LoopObjective, s: LoopSpace): number {
+  return beta.pairs[`${o}:${s}`] ?? beta.objectives[o] ?? beta.default;
+}
+
+/**
+ * `LOOP_BETA`: one number (every objective), or comma-separated entries `β`, `objective:β` or
+ * `objective:space:β`, e.g. `dpo:5000,cpo:2500,cpo:ncp:1000`. Returns the settings or what is wrong.
+ */
+export function parseLoopBeta(raw: string): LoopBeta | string {
+  const beta: LoopBeta = { default: DEFAULT_LOOP_BETA, objectives: {}, pairs: {} };
+  const seen = new Set<string>();
+  for (const [i, item] of raw.split(",").entries()) {
+    const entry = item.trim();
+    if (!entry) return `has an empty entry (number ${i + 1})`;
+    const parts = entry.split(":").map((p) => p.trim());
+    if (parts.length > 3) return `entry "${entry}" must be β, objective:β or objective:space:β`;
+    const [o, sp] = parts.slice(0, -1);
+    const value = parts[parts.length - 1] as string;
+    const n = Number(value);
+    if (!/^[0-9.eE+-]+$/.test(value) || !Number.isFinite(n) || n <= 0)
+      return `entry "${entry}" has β ${JSON.stringify(value)}: must be a number > 0`;
+    if (o !== undefined && !objective.safeParse(o).success)
+      return `entry "${entry}" names an unknown objective "${o}" (${objective.options.join(", ")})`;
+    if (sp !== undefined && !space.safeParse(sp).success)
+      return `entry "${entry}" names an unknown space "${sp}" (${space.options.join(", ")})`;
+    const key = parts.slice(0, -1).join(":");
+    if (seen.has(key)) return `entry "${entry}" repeats ${key ? `the β of ${key}` : "the default β"}`;
+    seen.add(key);
+    if (sp !== undefined) beta.pairs[key as keyof LoopBeta["pairs"]] = n;
+    else if (o !== undefined) beta.objectives[o as LoopObjective] = n;
+    else beta.default = n;
+  }
+  return beta;
+}
+
 const envSchema = z.object({
   PREFLOOP_ENV: z.enum(["dev", "test", "prod"]).default("dev"),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -101,7 +154,15 @@ const envSchema = z.object({
     )
     .optional(),
   LOOP_STEPS: positiveInt.max(1_000_000).default(200),
-  LOOP_BETA: positiveNumber.default(5000),
+  LOOP_BETA: z
+    .string()
+    .transform((v, ctx) => {
+      const beta = parseLoopBeta(v);
+      if (typeof beta !== "string") return beta;
+      ctx.addIssue({ code: "custom", message: beta });
+      return z.NEVER;
+    })
+    .optional(),
   LOOP_LEARNING_RATE: positiveNumber.max(1, "must be at most 1").default(1e-4),
   LOOP_RANK: positiveInt.max(256).default(4),
   LOOP_BATCH_SIZE: positiveInt.max(1024).default(4),
@@ -200,7 +261,8 @@ export interface Config {
     /** The challengers a round trains: one `{objective, space}` each (LOOP_OBJECTIVES, else LOOP_OBJECTIVE:LOOP_SPACE). */
     objectives: { objective: LoopObjective; space: LoopSpace }[];
     steps: number;
-    beta: number;
+    /** LOOP_BETA; a run's β is `loopBeta(beta, objective, space)`. */
+    beta: LoopBeta;
     learningRate: number;
     rank: number;
     batchSize: number;
@@ -335,7 +397,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         { objective: e.LOOP_OBJECTIVE, space: e.LOOP_SPACE },
       ],
       steps: e.LOOP_STEPS,
-      beta: e.LOOP_BETA,
+      beta: e.LOOP_BETA ?? { default: DEFAULT_LOOP_BETA, objectives: {}, pairs: {} },
       learningRate: e.LOOP_LEARNING_RATE,
       rank: e.LOOP_RANK,
       batchSize: e.LOOP_BATCH_SIZE,

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { and, desc, eq, inArray, lt, type SQL } from "drizzle-orm";
-import type { LoopObjective, LoopSpace } from "../config.js";
+import { type LoopObjective, type LoopSpace, loopBeta } from "../config.js";
 import { CONTRACT_VERSION, type TrainingJob, trainingProgress, trainingResult } from "../contracts/jobs.js";
 import { type baseModels, trainingRuns } from "../db/schema.js";
 import type { Deps } from "../deps.js";
@@ -67,7 +67,7 @@ export function planRun(
       outputUri: blobUri(blob, `adapters/${adapterId}/`),
       objective: plan.objective,
       space: plan.space,
-      beta: loop.beta,
+      beta: loopBeta(loop.beta, plan.objective, plan.space),
       rank: loop.rank,
       alpha: loop.rank,
       steps: loop.steps,
