@@ -123,6 +123,8 @@ def fetch(uri: str, cache_root: str | os.PathLike) -> Path:
         # a single object (list_keys of "a/b.parquet" lists "a/b.parquet/…", i.e. nothing)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():
+            if not exists(uri):  # a failed job should say what was missing, not "HeadObject: Not Found"
+                raise FileNotFoundError(f"nothing at {uri} (neither an object nor a prefix)")
             tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
             client.download_file(bucket, key, str(tmp))
             os.replace(tmp, dest)

@@ -7,7 +7,9 @@ returns the same result message (same message id) as the first run.
 
 The checkpoint lives next to the output (``<outputUri>/.checkpoint/checkpoint.safetensors``) so a
 re-run on another machine resumes; it is removed once the manifest is published. It is a
-safetensors file (tensors + JSON): loading it unpickles nothing.
+safetensors file (tensors + JSON): loading it unpickles nothing. The metrics written so far are
+mirrored with it (``.checkpoint/metrics.jsonl``, uploaded before the checkpoint), so an adapter
+finished on another machine still publishes every step's metrics line once.
 
 With ``parentAdapterUri`` the parent's files are fetched first; a parent that is missing, was
 trained on another base model (``baseModelSha256``) or whose LoRA differs in rank, alpha, keys or
@@ -31,6 +33,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "pytorch_lora_weights.safetensors"
 METRICS = "metrics.jsonl"
 CHECKPOINT = ".checkpoint/checkpoint.safetensors"
+CHECKPOINT_METRICS = ".checkpoint/metrics.jsonl"
 MANIFEST_FORMAT = "prefloop.adapter/v1"
 
 
@@ -167,11 +170,17 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
 
     local_ckpt = job_dir / "checkpoint.safetensors"
     remote_ckpt = blobstore.join(output, CHECKPOINT)
+    metrics_file = job_dir / METRICS
+    remote_metrics = blobstore.join(output, CHECKPOINT_METRICS)
     if not local_ckpt.exists() and blobstore.exists(remote_ckpt):
         log(f"[job {job['id']}] fetching checkpoint {remote_ckpt}")
         blobstore.write_bytes(local_ckpt.as_uri(), blobstore.read_bytes(remote_ckpt))
+        if blobstore.exists(remote_metrics):  # the trainer drops any line past the checkpoint's step
+            blobstore.write_bytes(metrics_file.as_uri(), blobstore.read_bytes(remote_metrics))
 
     def mirror_checkpoint(path, step):
+        if metrics_file.exists():  # first: the mirrored metrics always reach the mirrored checkpoint's step
+            blobstore.upload_file(metrics_file, remote_metrics)
         blobstore.upload_file(path, remote_ckpt)
 
     cfg = config_from_job(
@@ -180,7 +189,7 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
         dataset=str(dataset_path),
         output_dir=str(job_dir / "adapter"),
         checkpoint_path=str(local_ckpt),
-        metrics_path=str(job_dir / METRICS),
+        metrics_path=str(metrics_file),
         parent_adapter=str(parent_path) if parent_path else None,
         parent_adapter_id=parent_name,
         **train_overrides,
@@ -197,7 +206,6 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
         return result_message(job, "succeeded", output, result.metrics)
 
     weights = Path(result.adapter_dir) / WEIGHTS
-    metrics_file = job_dir / METRICS
     manifest = {
         "format": MANIFEST_FORMAT,
         "adapterId": payload["adapterId"],
@@ -236,8 +244,9 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
     }
     publish(output, weights, metrics_file if metrics_file.exists() else None, manifest)
     log(f"[job {job['id']}] published {output}/{MANIFEST}")
-    if blobstore.exists(remote_ckpt):
-        blobstore.delete(remote_ckpt)
+    for mirrored in (remote_metrics, remote_ckpt):
+        if blobstore.exists(mirrored):
+            blobstore.delete(mirrored)
     local_ckpt.unlink(missing_ok=True)
     return result_message(job, "succeeded", output, result.metrics)
 
