@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { DEFAULT_GUARDRAILS, type GuardrailLimits } from "./domain/experimentDecision.js";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -187,6 +188,15 @@ const envSchema = z.object({
     .min(0.0001, "must be at least 0.0001")
     .max(0.5, "must be at most 0.5")
     .default(0.05),
+  EXPERIMENT_GUARDRAIL_FAILURE_RATE: fraction.default(DEFAULT_GUARDRAILS.maxFailureRate),
+  EXPERIMENT_GUARDRAIL_BOTH_BAD_RATE: fraction.default(DEFAULT_GUARDRAILS.maxBothBadRate),
+  EXPERIMENT_GUARDRAIL_LATENCY_RATIO: z.coerce
+    .number({ error: "must be a number" })
+    .min(1, "must be at least 1 (the control's own latency)")
+    .max(1000, "must be at most 1000")
+    .default(DEFAULT_GUARDRAILS.maxLatencyRatio),
+  EXPERIMENT_GUARDRAIL_MIN_GENERATIONS: positiveInt.default(DEFAULT_GUARDRAILS.minGenerations),
+  EXPERIMENT_GUARDRAIL_MIN_VOTES: positiveInt.default(DEFAULT_GUARDRAILS.minVotesForBothBad),
   DEMO_VOTERS: nonNegativeInt.max(1000).default(0),
   DEMO_PREFERENCE: z.enum(["brighter", "darker", "saturated", "centered", "red"]).default("brighter"),
   DEMO_NOISE: fraction.default(0.1),
@@ -280,6 +290,8 @@ export interface Config {
     minVotes: number;
     maxVotes: number;
     alpha: number;
+    /** Guardrail limits (EXPERIMENT_GUARDRAIL_*), frozen into an experiment's settings at start. */
+    guardrails: GuardrailLimits;
   };
   demo: {
     voters: number;
@@ -413,6 +425,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       minVotes: e.EXPERIMENT_MIN_VOTES,
       maxVotes: e.EXPERIMENT_MAX_VOTES,
       alpha: e.EXPERIMENT_ALPHA,
+      guardrails: {
+        maxFailureRate: e.EXPERIMENT_GUARDRAIL_FAILURE_RATE,
+        maxBothBadRate: e.EXPERIMENT_GUARDRAIL_BOTH_BAD_RATE,
+        maxLatencyRatio: e.EXPERIMENT_GUARDRAIL_LATENCY_RATIO,
+        minGenerations: e.EXPERIMENT_GUARDRAIL_MIN_GENERATIONS,
+        minVotesForBothBad: e.EXPERIMENT_GUARDRAIL_MIN_VOTES,
+      },
     },
     demo: { voters: e.DEMO_VOTERS, preference: e.DEMO_PREFERENCE, noise: e.DEMO_NOISE },
   };

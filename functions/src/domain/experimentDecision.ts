@@ -185,7 +185,10 @@ export function decideExperiment(input: {
   };
 }
 
-/** Limits of the guardrails, frozen into an experiment's settings when it starts. */
+/**
+ * Limits of the guardrails (EXPERIMENT_GUARDRAIL_* in the configuration), frozen into an
+ * experiment's settings when it starts.
+ */
 export interface GuardrailLimits {
   /** An arm whose share of failed generations exceeds this is stopped. */
   maxFailureRate: number;
@@ -199,6 +202,7 @@ export interface GuardrailLimits {
   minVotesForBothBad: number;
 }
 
+/** The configuration's defaults. */
 export const DEFAULT_GUARDRAILS: GuardrailLimits = {
   maxFailureRate: 0.05,
   maxBothBadRate: 0.5,

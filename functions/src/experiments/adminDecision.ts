@@ -27,6 +27,8 @@ export async function recordAdminDecision(
       arms: ev.stats.arms,
       srm: ev.srm,
       guardrails: ev.alarms,
+      operations: ev.operations,
+      settings: ev.settings,
       ruleNow: ev.verdict,
     },
   });

@@ -3,11 +3,7 @@
  * change of the configuration never changes the rule an experiment already runs under.
  */
 import type { Config } from "../config.js";
-import {
-  DEFAULT_GUARDRAILS,
-  type DecisionSettings,
-  type GuardrailLimits,
-} from "../domain/experimentDecision.js";
+import type { DecisionSettings, GuardrailLimits } from "../domain/experimentDecision.js";
 
 export interface ExperimentSettings extends DecisionSettings, GuardrailLimits {
   /** Error rate of the anytime-valid decisions, shared across the challenger arms. */
@@ -32,7 +28,7 @@ export function settingsAtStart(
     maxVotes: overrides.maxVotes ?? e.maxVotes,
     alpha: overrides.alpha ?? e.alpha,
     trafficShare: e.trafficShare,
-    ...DEFAULT_GUARDRAILS,
+    ...e.guardrails,
   };
 }
 
