@@ -7,8 +7,9 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { voterCookieHeader } from "../../functions/src/api/voterCookie.js";
 import { createApp } from "../../functions/src/app.js";
-import { csrfToken, issueVoteToken, voterCookieValue } from "../../functions/src/domain/voteToken.js";
+import { csrfToken, issueVoteToken, legacyVoterCookieValue } from "../../functions/src/domain/voteToken.js";
 import { Signer } from "../../functions/src/platform/signing.js";
 import { ADMIN_KEY, Browser, type Harness, openHarness, seedReadyPairs } from "../api/votingHarness.js";
 
@@ -224,7 +225,7 @@ describe("abuse", () => {
     await refused(form, 403);
     // A forged cookie for a made-up voter, signed with a guessed key.
     const guessed = new Signer("an-attacker-guessing-the-secret-0123456789");
-    const forgedCookie = `prefloop_voter=${voterCookieValue(guessed, "v_attacker")}`;
+    const forgedCookie = await voterCookieHeader(guessed, "v_attacker");
     const res = await app.request("/api/votes", {
       method: "POST",
       headers: {
@@ -235,6 +236,53 @@ describe("abuse", () => {
       body: JSON.stringify(vote),
     });
     await refused(res, 401, "no_session");
+    expect((await votesOf(h)).length).toBe(before);
+  });
+
+  it("a forged, tampered or borrowed voter cookie is no cookie: POSTs refused, a GET starts a new voter", async () => {
+    const b = new Browser(app);
+    await b.session();
+    const pair = await servedPair(b);
+    const victim = new Browser(app);
+    await victim.session();
+    await servedPair(victim);
+    const [id, signature] = decodeURIComponent(b.cookie("prefloop_voter") as string).split(".") as [
+      string,
+      string,
+    ];
+    const flipped = `${signature.startsWith("A") ? "B" : "A"}${signature.slice(1)}`;
+    const guessed = new Signer("an-attacker-guessing-the-secret-0123456789");
+    // a CSRF token is the secret's HMAC of `csrf:<voterId>`: as a cookie signature it must not pass
+    const borrowed = Buffer.from(csrfToken(h.deps.signer, id), "base64url").toString("base64");
+    const cookies = {
+      "earlier format, guessed key": legacyVoterCookieValue(guessed, "v_attacker"),
+      "another voter's id under this voter's signature": encodeURIComponent(
+        `${voterIdOf(victim)}.${signature}`,
+      ),
+      "one signature character changed": encodeURIComponent(`${id}.${flipped}`),
+      "the signature cut off": encodeURIComponent(`${id}.`),
+      "no signature": id,
+      "a CSRF token as the signature": encodeURIComponent(`csrf:${id}.${borrowed}`),
+    };
+    const before = (await votesOf(h)).length;
+    for (const [what, value] of Object.entries(cookies)) {
+      const post = await app.request("/api/votes", {
+        method: "POST",
+        headers: {
+          cookie: `prefloop_voter=${value}`,
+          "x-csrf-token": csrfToken(h.deps.signer, id),
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ token: pair.voteToken, choice: "left" }),
+      });
+      expect(post.status, what).toBe(401);
+      expect(((await post.json()) as Json).error.code, what).toBe("no_session");
+      const visit = new Browser(app, { cookie: `prefloop_voter=${value}` });
+      await visit.session();
+      const fresh = voterIdOf(visit);
+      expect(fresh, what).toMatch(/^v_[0-9a-f-]{36}$/);
+      expect([id, voterIdOf(victim), "v_attacker"], what).not.toContain(fresh);
+    }
     expect((await votesOf(h)).length).toBe(before);
   });
 

@@ -1,7 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { voterCookieHeader } from "../../functions/src/api/voterCookie.js";
 import { createApp } from "../../functions/src/app.js";
-import { issueVoteToken } from "../../functions/src/domain/voteToken.js";
+import { csrfToken, issueVoteToken, legacyVoterCookieValue } from "../../functions/src/domain/voteToken.js";
 import {
   Browser,
   type Harness,
@@ -36,7 +38,13 @@ describe.each(["pglite", "postgres"] as const)("voting API on %s", (db) => {
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith("prefloop_voter="));
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Lax/);
+    expect(cookie).toMatch(/; Path=\/(;|$)/);
+    expect(cookie).toMatch(/; Max-Age=31536000(;|$)/);
     expect(cookie).not.toMatch(/Secure/);
+    // hono/cookie's signed format: <voter id>.<base64 HMAC-SHA256>, percent-encoded
+    const [id, signature] = decodeURIComponent(b.cookie("prefloop_voter") as string).split(".");
+    expect(id).toMatch(/^v_[0-9a-f-]{36}$/);
+    expect(signature).toMatch(/^[A-Za-z0-9+/]{43}=$/);
     const body = (await res.json()) as Json;
     expect(body).toEqual({ csrfToken: expect.any(String), voterVotes: 0, promptMaxChars: 40 });
     const voterId = b.cookie("prefloop_voter")?.split(".")[0];
@@ -54,6 +62,47 @@ describe.each(["pglite", "postgres"] as const)("voting API on %s", (db) => {
     const prodApp = createApp({ ...h.deps, config: { ...h.deps.config, env: "prod" } });
     const res = await prodApp.request("/api/session");
     expect(res.headers.getSetCookie().find((c) => c.startsWith("prefloop_voter="))).toMatch(/Secure/);
+  });
+
+  it("keeps the voter of an earlier-format cookie and re-issues it as a signed hono cookie", async () => {
+    await seedReadyPairs(h.deps, 2, { promptSetName: "legacy-cookie" });
+    const voterId = `v_${randomUUID()}`;
+    const legacy = `prefloop_voter=${legacyVoterCookieValue(h.deps.signer, voterId)}`;
+    const current = await voterCookieHeader(h.deps.signer, voterId);
+    expect(current).not.toBe(legacy);
+
+    // a GET: same voter, same CSRF token, the cookie re-issued with the same attributes
+    const b = new Browser(app, { cookie: legacy });
+    const res = await b.request("/api/session");
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Json).csrfToken).toBe(csrfToken(h.deps.signer, voterId));
+    const reissued = res.headers.getSetCookie().filter((c) => c.startsWith("prefloop_voter="));
+    expect(reissued).toEqual([`${current}; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax`]);
+    await b.session();
+    const pair = (await (await b.request("/api/pairs/next?promptSet=legacy-cookie")).json()) as Json;
+    const vote = await b.post("/api/votes", { token: pair.voteToken, choice: "left" });
+    expect(vote.status).toBe(201);
+    expect(vote.headers.getSetCookie()).toEqual([]); // the re-issued cookie is the current format
+
+    // a POST straight from the earlier cookie is accepted too, and answered with the new cookie
+    const second = (await (await b.request("/api/pairs/next?promptSet=legacy-cookie")).json()) as Json;
+    const posted = await app.request("/api/votes", {
+      method: "POST",
+      headers: {
+        cookie: legacy,
+        "x-csrf-token": csrfToken(h.deps.signer, voterId),
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ token: second.voteToken, choice: "right" }),
+    });
+    expect(posted.status).toBe(201);
+    expect(((await posted.json()) as Json).voterVotes).toBe(2);
+    expect(posted.headers.getSetCookie()).toEqual(reissued);
+    const stored = await rowsOf<{ voter_id: string }>(
+      h,
+      sql`select voter_id from votes where pair_id in (${pair.pairId}, ${second.pairId})`,
+    );
+    expect(stored).toEqual([{ voter_id: voterId }, { voter_id: voterId }]);
   });
 
   it("serves a pair with signed image URLs and a vote token, records left/right, and stores the vote", async () => {

@@ -4,7 +4,8 @@
  * benchmarks and the fault tests that drive a real server.
  */
 import type pg from "pg";
-import { csrfToken, voterCookieValue } from "../../functions/src/domain/voteToken.js";
+import { voterCookieHeader } from "../../functions/src/api/voterCookie.js";
+import { csrfToken } from "../../functions/src/domain/voteToken.js";
 import type { Signer } from "../../functions/src/platform/signing.js";
 
 /** Seeds a prompt set and `count` ready pairs (served to the bench voters when `servedToVoters`), in SQL. */
@@ -59,8 +60,10 @@ export async function seedVoters(c: pg.Client, count: number, signer: Signer): P
   await c.query(
     `insert into voters (id) select 'bench-voter-' || g from generate_series(0, ${count - 1}) g on conflict do nothing`,
   );
-  return Array.from({ length: count }, (_, v) => {
-    const id = `bench-voter-${v}`;
-    return { id, cookie: `prefloop_voter=${voterCookieValue(signer, id)}`, csrf: csrfToken(signer, id) };
-  });
+  return Promise.all(
+    Array.from({ length: count }, async (_, v) => {
+      const id = `bench-voter-${v}`;
+      return { id, cookie: await voterCookieHeader(signer, id), csrf: csrfToken(signer, id) };
+    }),
+  );
 }

@@ -5,18 +5,18 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
-import { getCookie, setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import type { Config } from "../config.js";
 import { perHour, perMinute } from "../domain/tokenBucket.js";
-import { csrfToken, readVoterCookie, voterCookieValue } from "../domain/voteToken.js";
+import { csrfToken } from "../domain/voteToken.js";
 import { ApiError } from "../http/errors.js";
 import { isAllowedOrigin, type OriginPolicy } from "../http/origin.js";
 import type { Db } from "../platform/db/port.js";
 import type { Signer } from "../platform/signing.js";
 import { RateLimiter } from "../voting/rateLimiter.js";
+import { readVoterCookie, setVoterCookie } from "./voterCookie.js";
 
-export const VOTER_COOKIE = "prefloop_voter";
+export { VOTER_COOKIE } from "./voterCookie.js";
 export const CSRF_HEADER = "x-csrf-token";
 
 export interface VoterEnv {
@@ -31,18 +31,23 @@ export async function ensureVoter(db: Db, voterId: string): Promise<void> {
 }
 
 /**
- * Reads the signed voter cookie; on a first visit (GET) picks a new voter id and sets the cookie:
- * httpOnly, SameSite=Lax, Secure in production, one year. POSTs without a valid cookie are
- * refused. A new voter's row is written only when a request first stores something of theirs (a
- * served pair, a vote, a prompt: `withVoter` in voterRows.ts), so a refused request writes nothing.
+ * Reads the signed voter cookie (`voterCookie.ts`); on a first visit (GET) picks a new voter id
+ * and sets the cookie: httpOnly, SameSite=Lax, Secure in production, one year. A cookie that is
+ * missing, tampered with or signed with another key is no cookie: POSTs are refused, a GET starts
+ * a new voter. A cookie of the earlier format keeps its voter and is re-issued in the current one.
+ * A new voter's row is written only when a request first stores something of theirs (a served
+ * pair, a vote, a prompt: `withVoter` in voterRows.ts), so a refused request writes nothing.
  */
 export function voterSession(deps: { signer: Signer; config: Config }): MiddlewareHandler<VoterEnv> {
+  const secure = deps.config.env === "prod";
   return async (c, next) => {
-    const voterId = readVoterCookie(deps.signer, getCookie(c, VOTER_COOKIE));
-    if (voterId) {
-      c.set("voterId", voterId);
+    const cookie = await readVoterCookie(c, deps.signer);
+    if (cookie) {
+      c.set("voterId", cookie.voterId);
       c.set("newVoter", false);
-      return next();
+      await next();
+      if (cookie.legacy) await setVoterCookie(c, deps.signer, cookie.voterId, { secure });
+      return;
     }
     if (c.req.method !== "GET") {
       throw new ApiError(401, "no_session", "Your voting session is missing or expired; reload the page.");
@@ -52,15 +57,7 @@ export function voterSession(deps: { signer: Signer; config: Config }): Middlewa
     c.set("newVoter", true);
     await next();
     // Set on the way out, so a refused first request hands out no cookie either.
-    if (c.res.status < 400) {
-      setCookie(c, VOTER_COOKIE, voterCookieValue(deps.signer, id), {
-        httpOnly: true,
-        secure: deps.config.env === "prod",
-        sameSite: "Lax",
-        path: "/",
-        maxAge: 365 * 24 * 3600,
-      });
-    }
+    if (c.res.status < 400) await setVoterCookie(c, deps.signer, id, { secure });
   };
 }
 

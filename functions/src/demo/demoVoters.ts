@@ -9,8 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { VOTER_COOKIE } from "../api/voterSession.js";
-import { voterCookieValue } from "../domain/voteToken.js";
+import { voterCookieHeader } from "../api/voterCookie.js";
 import type { Db } from "../platform/db/port.js";
 import type { Logger } from "../platform/log.js";
 import type { Signer } from "../platform/signing.js";
@@ -33,7 +32,7 @@ export async function createDemoVoter(deps: {
     sql`insert into voters (id, last_seen_at, is_demo) values (${id}, now(), true)
         on conflict (id) do update set is_demo = true`,
   );
-  return { id, cookie: `${VOTER_COOKIE}=${voterCookieValue(deps.signer, id)}` };
+  return { id, cookie: await voterCookieHeader(deps.signer, id) };
 }
 
 export interface DemoSettings {

@@ -2,7 +2,7 @@
  * Signed tokens the voting API hands out, as pure functions over an HMAC signer:
  * - the vote token: pair id, voter id and expiry, signed when a pair is served to a voter, so a vote
  *   proves the pair was served to that voter without a database lookup;
- * - the voter cookie: the anonymous voter id, signed;
+ * - the earlier voter cookie format, still read (the cookie itself is `api/voterCookie.ts`);
  * - the CSRF token: derived from the voter id (signed double submit).
  */
 
@@ -18,7 +18,8 @@ export interface VoteClaim {
   expiresAt: number;
 }
 
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a pair or voter id in a signed token or cookie may look like. */
+export const TOKEN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** `v1.<pairId>.<voterId>.<exp>.<sig>` is ambiguous with dots in ids, so the claim is base64url JSON. */
 export function issueVoteToken(signer: MessageSigner, claim: VoteClaim): string {
@@ -51,8 +52,8 @@ export function readVoteToken(signer: MessageSigner, token: string, nowSeconds: 
     typeof decoded[0] !== "string" ||
     typeof decoded[1] !== "string" ||
     typeof decoded[2] !== "number" ||
-    !ID.test(decoded[0]) ||
-    !ID.test(decoded[1])
+    !TOKEN_ID.test(decoded[0]) ||
+    !TOKEN_ID.test(decoded[1])
   ) {
     return { ok: false, reason: "malformed" };
   }
@@ -61,18 +62,21 @@ export function readVoteToken(signer: MessageSigner, token: string, nowSeconds: 
   return { ok: true, claim };
 }
 
-/** The voter cookie's value: `<voterId>.<sig>`. */
-export function voterCookieValue(signer: MessageSigner, voterId: string): string {
+/**
+ * A voter cookie value in the earlier format, `<voterId>.<base64url HMAC of "voter:<voterId>">`
+ * (cookies are now signed by `hono/cookie`; this one is what older browsers still hold).
+ */
+export function legacyVoterCookieValue(signer: MessageSigner, voterId: string): string {
   return `${voterId}.${signer.sign(`voter:${voterId}`)}`;
 }
 
-/** The voter id in a cookie value, or null when it is missing, malformed or not ours. */
-export function readVoterCookie(signer: MessageSigner, value: string | undefined): string | null {
+/** The voter id in an earlier-format cookie value, or null when it is missing, malformed or not ours. */
+export function readLegacyVoterCookie(signer: MessageSigner, value: string | undefined): string | null {
   if (!value || value.length > 300) return null;
   const dot = value.lastIndexOf(".");
   if (dot <= 0) return null;
   const voterId = value.slice(0, dot);
-  if (!ID.test(voterId)) return null;
+  if (!TOKEN_ID.test(voterId)) return null;
   return signer.verify(`voter:${voterId}`, value.slice(dot + 1)) ? voterId : null;
 }
 
