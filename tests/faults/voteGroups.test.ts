@@ -95,4 +95,39 @@ describe("vote groups on PostgreSQL", () => {
     );
     expect(n?.n).toBe(10);
   });
+
+  it("every voter's votes_cast equals their stored votes, whichever statement wrote or removed them", async () => {
+    // concurrent groups that share voters (the trigger takes voter rows in id order: no deadlock)
+    await h.deps.db.orm.execute(sql`insert into voters (id) values ('gv_f'), ('gv_g')`);
+    const batcher = new VoteBatcher(h.deps.db, { maxInFlight: 4, maxGroup: 7 });
+    await Promise.all(
+      pairIds
+        .slice(10, 50)
+        .flatMap((pairId, i) =>
+          ["gv_g", "gv_f"].map((voterId) =>
+            batcher.record({ pairId, voterId, choice: i % 2 ? "left" : "right", decisionMs: 700 }),
+          ),
+        ),
+    );
+    // a statement outside the vote path: an import of two votes, then a deletion of one
+    await h.deps.db.orm.execute(sql`insert into votes (id, pair_id, voter_id, choice, idempotency_key)
+      values ('vote_imp1', ${pairIds[55]}, 'gv_f', 'tie', ${`${pairIds[55]}:gv_f`}),
+             ('vote_imp2', ${pairIds[56]}, 'gv_f', 'left', ${`${pairIds[56]}:gv_f`})`);
+    await h.deps.db.orm.execute(sql`delete from votes where id = 'vote_imp1'`);
+    const counts = await rowsOf<{ id: string; votes_cast: number; stored: number }>(
+      h,
+      sql`select v.id, v.votes_cast, (select count(*)::int from votes where voter_id = v.id) as stored
+          from voters v order by v.id`,
+    );
+    expect(counts.length).toBeGreaterThanOrEqual(6);
+    for (const c of counts) expect(c.votes_cast, c.id).toBe(c.stored);
+    expect(counts.find((c) => c.id === "gv_f")?.stored).toBe(41);
+    const next = await batcher.record({
+      pairId: pairIds[57] as string,
+      voterId: "gv_f",
+      choice: "left",
+      decisionMs: 700,
+    });
+    expect(next.voterVotes).toBe(42);
+  });
 });

@@ -210,6 +210,8 @@ export const voters = pgTable("voters", {
   goldCorrect: integer("gold_correct").notNull().default(0),
   /** A simulated voter of the demo mode. */
   isDemo: boolean("is_demo").notNull().default(false),
+  /** Votes this voter has cast: kept by a trigger on `votes` (counting them per vote grew with the voter's history). */
+  votesCast: integer("votes_cast").notNull().default(0),
 });
 
 export const pairs = pgTable(

@@ -97,7 +97,9 @@ export function inputGuard(): MiddlewareHandler {
     if (refused) throw refused;
     const method = c.req.method;
     const mayHaveBody = method !== "GET" && method !== "HEAD" && method !== "OPTIONS";
-    if (mayHaveBody && JSON_TYPE.test(c.req.header("content-type") ?? "") && c.req.raw.body) {
+    // `c.req.text()` without looking at `c.req.raw.body` first: on Node the adapter then reads
+    // the socket straight into one buffer instead of building a Request and a web stream.
+    if (mayHaveBody && JSON_TYPE.test(c.req.header("content-type") ?? "")) {
       const text = await c.req.text();
       // Without a content-length, a body limit further in reads the raw stream again: hand it
       // the same bytes.

@@ -17,7 +17,7 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type { GenerationJob } from "../contracts/jobs.js";
-import { experiments, generations, pairs, promptSets } from "../db/schema.js";
+import { experiments, generations, pairs } from "../db/schema.js";
 import {
   chooseLeft,
   type PairKind,
@@ -28,7 +28,7 @@ import {
   type Side,
 } from "../domain/pairing.js";
 import type { Db } from "../platform/db/port.js";
-import { rows } from "../platform/db/rows.js";
+import { preparedRows, rows } from "../platform/db/rows.js";
 import type { Logger } from "../platform/log.js";
 import type { JobQueue } from "../platform/queue/port.js";
 import { generationJobFor, sendGenerationJobs, sweepStuckGenerations } from "./generationJobs.js";
@@ -182,7 +182,7 @@ export class PairPool {
   /** Claims the oldest ready pair in scope for this voter, or null when none is ready. */
   async claim(scope: PoolScope, voterId: string): Promise<ServedPair | null> {
     const leftIs = chooseLeft(this.random);
-    const found = await rows<ServedRow>(
+    const found = await preparedRows<ServedRow>(
       this.deps.db.orm,
       sql`
       with head as (
@@ -465,11 +465,10 @@ export class PairPool {
 
 /** Resolves a prompt set given by id or name; null when there is none. */
 export async function findPromptSet(db: Db, idOrName: string): Promise<{ id: string; name: string } | null> {
-  const [s] = await db.orm
-    .select({ id: promptSets.id, name: promptSets.name })
-    .from(promptSets)
-    .where(sql`${promptSets.id} = ${idOrName} or ${promptSets.name} = ${idOrName}`)
-    .limit(1);
+  const [s] = await preparedRows<{ id: string; name: string }>(
+    db.orm,
+    sql`select id, name from prompt_sets where id = ${idOrName} or name = ${idOrName} limit 1`,
+  );
   return s ?? null;
 }
 

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { type Choice, voteFlags } from "../domain/pairing.js";
 import type { Db } from "../platform/db/port.js";
-import { rows } from "../platform/db/rows.js";
+import { preparedRows } from "../platform/db/rows.js";
 
 export interface VoteInput {
   pairId: string;
@@ -62,7 +62,7 @@ const stored = (v: VoteInput, r: Row): StoredVote => ({
 export async function recordOneVote(db: Db, v: VoteInput): Promise<StoredVote> {
   const id = `vote_${randomUUID()}`;
   const flags = JSON.stringify(voteFlags(v.decisionMs));
-  const [r] = await rows<Row>(
+  const [r] = await preparedRows<Row>(
     db.orm,
     sql`
     with ins as (
@@ -71,7 +71,7 @@ export async function recordOneVote(db: Db, v: VoteInput): Promise<StoredVote> {
               ${`${v.pairId}:${v.voterId}`}, ${flags}::jsonb)
       on conflict do nothing
       returning id, choice, created_at
-    ), n as (select count(*)::int as c from votes where voter_id = ${v.voterId})
+    ), n as (select votes_cast as c from voters where id = ${v.voterId})
     select 1 as ord, ins.id, ins.choice, ins.created_at, true as inserted, (select c from n) + 1 as voter_votes
     from ins
     union all
@@ -84,7 +84,8 @@ export async function recordOneVote(db: Db, v: VoteInput): Promise<StoredVote> {
 /**
  * One statement for a group: insert every vote (`on conflict do nothing`), then answer per input
  * row, in order: the row this group inserted, or the one already stored, and the voter's count
- * (votes stored before the statement plus those this group inserted for that voter). A row may be
+ * (`voters.votes_cast` before the statement, kept by a trigger, plus those this group inserted
+ * for that voter). A row may be
  * missing when a conflicting vote was committed by another request after this statement began.
  */
 async function writeGroup(db: Db, votes: VoteInput[]): Promise<(StoredVote | undefined)[]> {
@@ -96,7 +97,7 @@ async function writeGroup(db: Db, votes: VoteInput[]): Promise<(StoredVote | und
     decision_ms: v.decisionMs,
     qc_flags: voteFlags(v.decisionMs),
   }));
-  const found = await rows<Row>(
+  const found = await preparedRows<Row>(
     db.orm,
     sql`
     with input as (
@@ -118,7 +119,7 @@ async function writeGroup(db: Db, votes: VoteInput[]): Promise<(StoredVote | und
            coalesce(ins.choice, v.choice) as choice,
            coalesce(ins.created_at, v.created_at) as created_at,
            case when ins.id is not null then ins.id = i.id when v.id is not null then false end as inserted,
-           b.c + coalesce(a.c, 0) as voter_votes
+           coalesce(b.votes_cast, 0) + coalesce(a.c, 0) as voter_votes
     from input i
     left join ins on ins.pair_id = i.pair_id and ins.voter_id = i.voter_id
     left join lateral (
@@ -126,7 +127,7 @@ async function writeGroup(db: Db, votes: VoteInput[]): Promise<(StoredVote | und
       where ins.id is null and pair_id = i.pair_id and voter_id = i.voter_id
       limit 1 -- keeps it a per-row index lookup instead of a join over the whole table
     ) v on true
-    cross join lateral (select count(*)::int as c from votes where voter_id = i.voter_id) b
+    left join voters b on b.id = i.voter_id
     left join added a on a.voter_id = i.voter_id
     order by i.ord`,
   );
@@ -141,10 +142,10 @@ async function writeGroup(db: Db, votes: VoteInput[]): Promise<(StoredVote | und
 
 /** The stored vote of a voter on a pair (after a conflict with a vote committed meanwhile). */
 async function fetchStored(db: Db, v: VoteInput): Promise<StoredVote> {
-  const [r] = await rows<Row>(
+  const [r] = await preparedRows<Row>(
     db.orm,
     sql`select 1 as ord, id, choice, created_at, false as inserted,
-          (select count(*)::int from votes where voter_id = ${v.voterId}) as voter_votes
+          (select votes_cast from voters where id = ${v.voterId}) as voter_votes
         from votes where pair_id = ${v.pairId} and voter_id = ${v.voterId}`,
   );
   if (!r) throw new Error("vote neither inserted nor found");

@@ -31,8 +31,7 @@ export function recordVote(db: Db, v: VoteInput): Promise<StoredVote> {
 export async function voterVoteCount(db: Db, voterId: string): Promise<number> {
   const [r] = await rows<{ c: number }>(
     db.orm,
-    sql`with seen as (update voters set last_seen_at = now() where id = ${voterId})
-        select count(*)::int as c from votes where voter_id = ${voterId}`,
+    sql`update voters set last_seen_at = now() where id = ${voterId} returning votes_cast as c`,
   );
   return r?.c ?? 0;
 }
