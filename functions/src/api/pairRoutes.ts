@@ -8,7 +8,8 @@ import type { Deps } from "../deps.js";
 import { issueVoteToken } from "../domain/voteToken.js";
 import { ApiError } from "../http/errors.js";
 import type { TrafficAllocator } from "../voting/allocator.js";
-import { findPromptSet, type PairPool, type ServedPair } from "../voting/pairPool.js";
+import type { PairPool, ServedPair } from "../voting/pairPool.js";
+import { PromptSetLookup } from "../voting/promptSets.js";
 import type { ApiApp } from "./resources.js";
 import { errors, json, voterSecurity } from "./routeDocs.js";
 import { withVoter } from "./voterRows.js";
@@ -84,13 +85,14 @@ export function registerPairRoutes(
   parts: { pool: PairPool; allocator: TrafficAllocator },
 ): void {
   const { pool, allocator } = parts;
+  const promptSets = new PromptSetLookup(deps.db);
 
   app.openapi(nextPairRoute, async (c) => {
     const voterId = c.get("voterId");
     const { promptSet } = c.req.valid("query");
     let promptSetId: string | null = null;
     if (promptSet) {
-      const s = await findPromptSet(deps.db, promptSet);
+      const s = await promptSets.find(promptSet);
       if (!s) throw new ApiError(404, "prompt_set_not_found", "There is no such prompt set.");
       promptSetId = s.id;
     }

@@ -463,15 +463,6 @@ export class PairPool {
   }
 }
 
-/** Resolves a prompt set given by id or name; null when there is none. */
-export async function findPromptSet(db: Db, idOrName: string): Promise<{ id: string; name: string } | null> {
-  const [s] = await preparedRows<{ id: string; name: string }>(
-    db.orm,
-    sql`select id, name from prompt_sets where id = ${idOrName} or name = ${idOrName} limit 1`,
-  );
-  return s ?? null;
-}
-
 export async function findExperiment(
   db: Db,
   id: string,

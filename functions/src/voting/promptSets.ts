@@ -1,12 +1,58 @@
-/** Importing prompt sets (parsed by domain/promptImport) and writing voter prompts. */
+/** Finding and importing prompt sets (parsed by domain/promptImport) and writing voter prompts. */
 import { randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { promptSets, prompts } from "../db/schema.js";
 import type { ImportedPrompt } from "../domain/promptImport.js";
 import type { Db } from "../platform/db/port.js";
-import { rows } from "../platform/db/rows.js";
+import { preparedRows, rows } from "../platform/db/rows.js";
 
 const BATCH = 500;
+
+export interface PromptSetRef {
+  id: string;
+  name: string;
+}
+
+/** Resolves a prompt set given by id or name; null when there is none. */
+export async function findPromptSet(db: Db, idOrName: string): Promise<PromptSetRef | null> {
+  const [s] = await preparedRows<PromptSetRef>(
+    db.orm,
+    sql`select id, name from prompt_sets where id = ${idOrName} or name = ${idOrName} limit 1`,
+  );
+  return s ?? null;
+}
+
+/**
+ * `findPromptSet` for the request path, remembered: a set is never renamed or removed, so a set
+ * once found stays right; a miss is looked up again after `missTtlMs` (a set imported meanwhile).
+ */
+export class PromptSetLookup {
+  private readonly found = new Map<string, PromptSetRef>();
+  private readonly missed = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { missTtlMs: number; maxEntries: number } = {
+      missTtlMs: 2_000,
+      maxEntries: 10_000,
+    },
+  ) {}
+
+  async find(idOrName: string): Promise<PromptSetRef | null> {
+    const known = this.found.get(idOrName);
+    if (known) return known;
+    const missedAt = this.missed.get(idOrName);
+    if (missedAt !== undefined && Date.now() - missedAt < this.opts.missTtlMs) return null;
+    const s = await findPromptSet(this.db, idOrName);
+    const memo = s ? this.found : this.missed;
+    if (memo.size >= this.opts.maxEntries) memo.clear();
+    if (s) {
+      this.found.set(idOrName, s);
+      this.missed.delete(idOrName);
+    } else this.missed.set(idOrName, Date.now());
+    return s;
+  }
+}
 
 /** Creates the set (by name) if needed and adds the prompts it does not hold yet. */
 export async function importPromptSet(
