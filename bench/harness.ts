@@ -3,7 +3,7 @@
  * machine's PostgreSQL, seeded in SQL, and the peer they are compared with: the same server's raw
  * single-row insert rate into a table shaped like `votes`.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -24,11 +24,68 @@ export const median = (xs: number[]) => {
 };
 export const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Inserts per second of `connections` concurrent loops of single-row autocommitted inserts. */
 /** Inserts `count` voters; returns their cookies and CSRF tokens (signed with the benchmark's key). */
 export const seedVoters = (c: pg.Client, count: number) => seedVotersWith(c, count, signer);
 
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone (Linux `/proc`). */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used so far by every PostgreSQL process of the machine (backends, WAL writer, …). */
+export function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "latin1").startsWith("postgres"))
+        total += processCpuSeconds(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** Where the CPU of one phase went, in microseconds per request: the server, PostgreSQL, the load client. */
+export interface CpuPerRequest {
+  server: number;
+  postgres: number;
+  client: number;
+}
+
+/** Starts measuring a phase's CPU; the returned function ends it and divides by the requests made. */
+export function cpuMeter(serverPid: number | null): (requests: number) => CpuPerRequest {
+  const server0 = serverPid === null ? 0 : processCpuSeconds(serverPid);
+  const pg0 = postgresCpuSeconds();
+  const client0 = process.cpuUsage();
+  return (requests) => {
+    const client = process.cpuUsage(client0);
+    const per = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, requests));
+    return {
+      server: serverPid === null ? 0 : per(processCpuSeconds(serverPid) - server0),
+      postgres: per(postgresCpuSeconds() - pg0),
+      client: per((client.user + client.system) / 1e6),
+    };
+  };
+}
+
+/** Inserts per second of `connections` concurrent loops of single-row autocommitted inserts. */
 export async function rawInsertRate(url: string, connections: number, seconds: number): Promise<number> {
+  return (await rawInserts(url, connections, seconds)).perSecond;
+}
+
+/** `rawInsertRate`, with the CPU per insert of PostgreSQL and of the inserting client. */
+export async function rawInserts(
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<{ perSecond: number; cpu: CpuPerRequest }> {
   const setup = new pg.Client({ connectionString: url });
   await setup.connect();
   await setup.query(`drop table if exists raw_inserts;
@@ -47,6 +104,7 @@ export async function rawInsertRate(url: string, connections: number, seconds: n
     }),
   );
   let n = 0;
+  const meter = cpuMeter(null);
   const until = Date.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(
@@ -62,12 +120,15 @@ export async function rawInsertRate(url: string, connections: number, seconds: n
     }),
   );
   const rate = n / ((performance.now() - started) / 1000);
+  const cpu = meter(n); // before the backends exit with their clients
   await Promise.all(clients.map((c) => c.end()));
-  return rate;
+  return { perSecond: rate, cpu };
 }
 
 export interface BenchServer {
   url: string;
+  /** The server's process id (for its CPU time). */
+  pid: number | null;
   dbUrl: string;
   /** A client of the benchmark's database (seeding, counting). */
   client: pg.Client;
@@ -108,6 +169,7 @@ export async function startBenchServer(
   const pgVersion = (await client.query("show server_version")).rows[0].server_version as string;
   return {
     url: server.url,
+    pid: server.child.pid ?? null,
     dbUrl: db.url,
     client,
     pgVersion,

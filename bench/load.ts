@@ -12,7 +12,11 @@
  * each vote figure is compared with the raw rate measured next to it). The knee is the level with the most
  * votes/s whose vote p99 stays under `--p99-limit` ms with no errors and no non-2xx answers; the
  * first level past it is where it breaks; the peak is the level with the most votes/s whatever its
- * latency. Writes bench/results/load.json.
+ * latency. Every vote is a new one: once each served pair has had a vote, the next pass gives
+ * every pair to the next voter (a vote token names pair and voter). Beside the rates, each phase
+ * records where the CPU went, in microseconds per request: the server process, all PostgreSQL
+ * processes, and the load client (autocannon and the vote tokens it signs; for the raw phase, the
+ * inserting client), all on the same cores. Writes bench/results/load.json.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,9 +25,10 @@ import autocannon from "autocannon";
 import { repoRoot } from "../functions/src/config.js";
 import { issueVoteToken } from "../functions/src/domain/voteToken.js";
 import {
+  cpuMeter,
   machine,
   median,
-  rawInsertRate,
+  rawInserts,
   round,
   seedPairs,
   seedVoters,
@@ -64,6 +69,15 @@ interface Level {
   pairsNextP99Ms: number;
   pairsNextErrors: number;
   pairsNextNon2xx: number;
+  /** CPU microseconds per request (per insert for the raw phase), by process: where the time goes. */
+  rawInsertCpuUsPostgres: number;
+  rawInsertCpuUsClient: number;
+  voteCpuUsServer: number;
+  voteCpuUsPostgres: number;
+  voteCpuUsClient: number;
+  pairsNextCpuUsServer: number;
+  pairsNextCpuUsPostgres: number;
+  pairsNextCpuUsClient: number;
 }
 
 async function main() {
@@ -83,8 +97,10 @@ async function main() {
 
     const runLevel = async (connections: number): Promise<Level> => {
       process.stderr.write(`${connections} connections: raw inserts… `);
-      const raw = await rawInsertRate(bench.dbUrl, Math.min(connections, RAW_MAX_CONNECTIONS), DURATION);
+      const rawRun = await rawInserts(bench.dbUrl, Math.min(connections, RAW_MAX_CONNECTIONS), DURATION);
+      const raw = rawRun.perSecond;
       process.stderr.write("votes… ");
+      const voteMeter = cpuMeter(bench.pid);
       const votes = await autocannon({
         url,
         connections,
@@ -94,8 +110,10 @@ async function main() {
             method: "POST",
             path: "/api/votes",
             setupRequest: (req) => {
+              // past the last pair, each pass hands every pair to the next voter: a new vote, never a repeat
+              const pass = Math.floor(nextVote / PAIRS);
               const g = nextVote++ % PAIRS;
-              const voter = voters[g % VOTERS] as (typeof voters)[number];
+              const voter = voters[(g + pass) % VOTERS] as (typeof voters)[number];
               const token = issueVoteToken(signer, { pairId: `loadv-p-${g}`, voterId: voter.id, expiresAt });
               return {
                 ...req,
@@ -110,7 +128,9 @@ async function main() {
           },
         ],
       });
+      const voteCpu = voteMeter(votes.requests.total);
       process.stderr.write("pairs/next…\n");
+      const pairsMeter = cpuMeter(bench.pid);
       const pairs = await autocannon({
         url,
         connections,
@@ -126,6 +146,7 @@ async function main() {
           },
         ],
       });
+      const pairsCpu = pairsMeter(pairs.requests.total);
       return {
         connections,
         rawInsertsPerSecond: round(raw),
@@ -140,6 +161,14 @@ async function main() {
         pairsNextP99Ms: pairs.latency.p99,
         pairsNextErrors: pairs.errors + pairs.timeouts,
         pairsNextNon2xx: pairs.non2xx,
+        rawInsertCpuUsPostgres: rawRun.cpu.postgres,
+        rawInsertCpuUsClient: rawRun.cpu.client,
+        voteCpuUsServer: voteCpu.server,
+        voteCpuUsPostgres: voteCpu.postgres,
+        voteCpuUsClient: voteCpu.client,
+        pairsNextCpuUsServer: pairsCpu.server,
+        pairsNextCpuUsPostgres: pairsCpu.postgres,
+        pairsNextCpuUsClient: pairsCpu.client,
       };
     };
     const repeats: Level[][] = LEVELS.map(() => []);
@@ -168,9 +197,18 @@ async function main() {
         pairsNextP99Ms: med("pairsNextP99Ms"),
         pairsNextErrors: sum(runs.map((l) => l.pairsNextErrors)),
         pairsNextNon2xx: sum(runs.map((l) => l.pairsNextNon2xx)),
+        rawInsertCpuUsPostgres: med("rawInsertCpuUsPostgres"),
+        rawInsertCpuUsClient: med("rawInsertCpuUsClient"),
+        voteCpuUsServer: med("voteCpuUsServer"),
+        voteCpuUsPostgres: med("voteCpuUsPostgres"),
+        voteCpuUsClient: med("voteCpuUsClient"),
+        pairsNextCpuUsServer: med("pairsNextCpuUsServer"),
+        pairsNextCpuUsPostgres: med("pairsNextCpuUsPostgres"),
+        pairsNextCpuUsClient: med("pairsNextCpuUsClient"),
       });
     }
-    if (nextVote > PAIRS) process.stderr.write("warning: ran out of served pairs; some votes were repeats\n");
+    if (nextVote > PAIRS * VOTERS)
+      process.stderr.write("warning: ran out of pairs and voters; some votes were repeats\n");
 
     const stored = Number(
       (
@@ -235,6 +273,7 @@ async function main() {
           met: at10.pairsNextP99Ms < 25,
         },
       },
+      votesSent: nextVote,
       votesStored: stored,
       levels,
       repeats,
