@@ -37,19 +37,24 @@ export function processCpuSeconds(pid: number): number {
   }
 }
 
-/** CPU seconds used so far by every PostgreSQL process of the machine (backends, WAL writer, …). */
-export function postgresCpuSeconds(): number {
-  let total = 0;
+/**
+ * CPU seconds used so far by each PostgreSQL backend of one database (its process title names
+ * the database), by process id. Other databases' work on the same server is left out.
+ */
+export function postgresBackendCpu(database: string): Map<number, number> {
+  const out = new Map<number, number>();
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "latin1").startsWith("postgres"))
-        total += processCpuSeconds(Number(pid));
+      const title = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+      if (title.startsWith("postgres") && title.includes(` ${database} `)) {
+        out.set(Number(pid), processCpuSeconds(Number(pid)));
+      }
     } catch {
       // gone meanwhile
     }
   }
-  return total;
+  return out;
 }
 
 /** Where the CPU of one phase went, in microseconds per request: the server, PostgreSQL, the load client. */
@@ -59,17 +64,22 @@ export interface CpuPerRequest {
   client: number;
 }
 
-/** Starts measuring a phase's CPU; the returned function ends it and divides by the requests made. */
-export function cpuMeter(serverPid: number | null): (requests: number) => CpuPerRequest {
+/**
+ * Starts measuring a phase's CPU; the returned function ends it and divides by the requests made.
+ * PostgreSQL is the backends of `database` alive at the end (call it before clients disconnect).
+ */
+export function cpuMeter(serverPid: number | null, database: string): (requests: number) => CpuPerRequest {
   const server0 = serverPid === null ? 0 : processCpuSeconds(serverPid);
-  const pg0 = postgresCpuSeconds();
+  const pg0 = postgresBackendCpu(database);
   const client0 = process.cpuUsage();
   return (requests) => {
     const client = process.cpuUsage(client0);
+    let pg = 0;
+    for (const [pid, seconds] of postgresBackendCpu(database)) pg += seconds - (pg0.get(pid) ?? 0);
     const per = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, requests));
     return {
       server: serverPid === null ? 0 : per(processCpuSeconds(serverPid) - server0),
-      postgres: per(postgresCpuSeconds() - pg0),
+      postgres: per(pg),
       client: per((client.user + client.system) / 1e6),
     };
   };
@@ -104,7 +114,7 @@ export async function rawInserts(
     }),
   );
   let n = 0;
-  const meter = cpuMeter(null);
+  const meter = cpuMeter(null, new URL(url).pathname.slice(1));
   const until = Date.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(

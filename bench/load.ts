@@ -14,9 +14,9 @@
  * first level past it is where it breaks; the peak is the level with the most votes/s whatever its
  * latency. Every vote is a new one: once each served pair has had a vote, the next pass gives
  * every pair to the next voter (a vote token names pair and voter). Beside the rates, each phase
- * records where the CPU went, in microseconds per request: the server process, all PostgreSQL
- * processes, and the load client (autocannon and the vote tokens it signs; for the raw phase, the
- * inserting client), all on the same cores. Writes bench/results/load.json.
+ * records where the CPU went, in microseconds per request: the server process, the benchmark
+ * database's PostgreSQL backends, and the load client (autocannon and the vote tokens it signs;
+ * for the raw phase, the inserting client), all on the same cores. Writes bench/results/load.json.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -84,6 +84,7 @@ async function main() {
   const nodeArgs = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.profile}`] : [];
   const bench = await startBenchServer({ nodeArgs });
   const { url, client: c } = bench;
+  const benchDb = new URL(bench.dbUrl).pathname.slice(1);
   const levels: Level[] = [];
   try {
     process.stderr.write(`seeding ${PAIRS} served and ${PAIRS} ready pairs…\n`);
@@ -100,7 +101,7 @@ async function main() {
       const rawRun = await rawInserts(bench.dbUrl, Math.min(connections, RAW_MAX_CONNECTIONS), DURATION);
       const raw = rawRun.perSecond;
       process.stderr.write("votes… ");
-      const voteMeter = cpuMeter(bench.pid);
+      const voteMeter = cpuMeter(bench.pid, benchDb);
       const votes = await autocannon({
         url,
         connections,
@@ -130,7 +131,7 @@ async function main() {
       });
       const voteCpu = voteMeter(votes.requests.total);
       process.stderr.write("pairs/next…\n");
-      const pairsMeter = cpuMeter(bench.pid);
+      const pairsMeter = cpuMeter(bench.pid, benchDb);
       const pairs = await autocannon({
         url,
         connections,
