@@ -4,7 +4,6 @@ against moto's server mode (S3 + SQS on one real endpoint)."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aws_world import moto_endpoint, training_world  # noqa: F401  (moto_endpoint: a fixture)
 from prefloop_worker.jobs import blobstore
 from prefloop_worker.jobs.contracts import (
     ContractError,
@@ -122,52 +122,8 @@ def test_killed_job_resumes_from_its_checkpoint_and_publishes_once(random_sd, sn
 
 # --- serve against moto's server mode -------------------------------------------------------------
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto_endpoint(monkeypatch):
-    port = _free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    yield env
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def _upload_tree(s3, bucket, local: Path, prefix: str):
-    for path in local.rglob("*"):
-        if path.is_file():
-            s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
-
-
 def test_serve_trains_posts_results_and_dead_letters_poison(random_sd, snapshot_path, tmp_path, moto_endpoint):
-    import boto3
-
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    s3.create_bucket(Bucket="data")
-    _upload_tree(s3, "data", random_sd, "models/tiny")
-    s3.upload_file(str(snapshot_path), "data", "datasets/snap-1/part-0.parquet")
-    dlq = sqs.create_queue(QueueName="training-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    training = sqs.create_queue(QueueName="training", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})["QueueUrl"]
-    results = sqs.create_queue(QueueName="results")["QueueUrl"]
+    s3, sqs, training, results, dlq = training_world(random_sd, snapshot_path, max_receives=2)
 
     job = job_message("job-s3", "s3://data/models/tiny", "s3://data/datasets/snap-1", "s3://data/adapters/a-s3", steps=2)
     sqs.send_message(QueueUrl=training, MessageBody=json.dumps(job))

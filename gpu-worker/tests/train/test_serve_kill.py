@@ -14,7 +14,8 @@ import time
 
 from prefloop_worker.jobs.contracts import validate_training_progress, validate_training_result
 from prefloop_worker.train.checkpoint import load_checkpoint
-from test_jobs import ENV, _upload_tree, job_message, moto_endpoint  # noqa: F401  (moto_endpoint: a fixture)
+from aws_world import moto_endpoint, training_world  # noqa: F401  (moto_endpoint: a fixture)
+from test_jobs import ENV, job_message
 
 MAX_RECEIVES = 3
 VISIBILITY = 4  # seconds: how long a killed worker's message stays hidden
@@ -51,18 +52,9 @@ def _counts(sqs, url):
 
 def test_serve_killed_mid_job_publishes_nothing_and_completes_on_redelivery(random_sd, snapshot_path, tmp_path,
                                                                             moto_endpoint):  # noqa: F811
-    import boto3
     from diffusers import StableDiffusionPipeline
 
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    s3.create_bucket(Bucket="data")
-    _upload_tree(s3, "data", random_sd, "models/tiny")
-    s3.upload_file(str(snapshot_path), "data", "datasets/snap-1/part-0.parquet")
-    dlq = sqs.create_queue(QueueName="training-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    training = sqs.create_queue(QueueName="training", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)})})["QueueUrl"]
-    results = sqs.create_queue(QueueName="results")["QueueUrl"]
+    s3, sqs, training, results, dlq = training_world(random_sd, snapshot_path, MAX_RECEIVES)
     env = {**ENV, **moto_endpoint, "SQS_TRAINING_QUEUE_URL": training, "SQS_RESULTS_QUEUE_URL": results}
 
     job = job_message("job-kill", "s3://data/models/tiny", "s3://data/datasets/snap-1", "s3://data/" + OUT_PREFIX.rstrip("/"),
