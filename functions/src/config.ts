@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { DEFAULT_GUARDRAILS, type GuardrailLimits } from "./domain/experimentDecision.js";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "./inference/providers.js";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -138,6 +139,9 @@ const envSchema = z.object({
     .max(64)
     .default(1),
   INFERENCE_THREADS: positiveInt.max(256).default(2),
+  INFERENCE_EXECUTION_PROVIDER: z
+    .enum(EXECUTION_PROVIDERS, { error: `must be ${EXECUTION_PROVIDERS.join(" or ")}` })
+    .default("cpu"),
   ADAPTER_CACHE_MB: positiveInt.max(1_000_000).default(256),
   GOLD_PAIR_RATE: fraction.max(0.5, "must be at most 0.5").default(0.05),
   QUALITY_ALPHA: fraction.min(0.0001, "must be at least 0.0001").default(0.05),
@@ -252,6 +256,8 @@ export interface Config {
     workers: number;
     /** onnxruntime intra-op threads per worker. */
     intraOpThreads: number;
+    /** onnxruntime execution provider: `cpu`, or `cuda` (falls back to `cpu` where CUDA cannot be used). */
+    executionProvider: ExecutionProvider;
     /** Bound of the parsed-adapter LRU cache. */
     adapterCacheBytes: number;
   };
@@ -394,6 +400,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       modelCacheDir: `${stateDir}/models`,
       workers: e.INFERENCE_WORKERS,
       intraOpThreads: e.INFERENCE_THREADS,
+      executionProvider: e.INFERENCE_EXECUTION_PROVIDER,
       adapterCacheBytes: e.ADAPTER_CACHE_MB * 1024 * 1024,
     },
     quality: {

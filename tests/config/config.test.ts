@@ -33,6 +33,7 @@ describe("loadConfig", () => {
     [{ QUEUE_BACKEND: "sqs" }, "SQS_GENERATION_QUEUE_URL is required when QUEUE_BACKEND=sqs"],
     [{ SIGNING_SECRET: "short" }, "SIGNING_SECRET must be at least 32 characters"],
     [{ QUEUE_BACKEND: "kafka" }, "QUEUE_BACKEND"],
+    [{ INFERENCE_EXECUTION_PROVIDER: "gpu" }, 'INFERENCE_EXECUTION_PROVIDER must be cpu or cuda (got "gpu")'],
   ])("rejects %j with one line naming the variable", (env, message) => {
     let err: unknown;
     try {
@@ -43,6 +44,12 @@ describe("loadConfig", () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(message);
     expect((err as Error).message).not.toContain("\n");
+  });
+
+  it("reads the inference execution provider: cpu by default, cuda when asked", () => {
+    expect(loadConfig({}).inference.executionProvider).toBe("cpu");
+    expect(loadConfig({ INFERENCE_EXECUTION_PROVIDER: "cuda" }).inference.executionProvider).toBe("cuda");
+    expect(loadConfig({ INFERENCE_EXECUTION_PROVIDER: "cpu" }).inference.executionProvider).toBe("cpu");
   });
 
   it("requires the signing secret and admin key in prod only where the HTTP API serves", () => {

@@ -15,6 +15,7 @@ import type { Db } from "../../functions/src/platform/db/index.js";
 import { openPglite } from "../../functions/src/platform/db/pglite.js";
 import { jsonLogger } from "../../functions/src/platform/log.js";
 import { Signer } from "../../functions/src/platform/signing.js";
+import { cudaProviderInstalled } from "../inference/fixtures.js";
 
 const micro = new URL("../fixtures/inference/micro-sd/", import.meta.url).pathname;
 const log = jsonLogger("error");
@@ -76,7 +77,7 @@ beforeAll(async () => {
     { id: "a", baseModelId: "micro", blobPrefix: "adapters/a", rank: 4, alpha: 8 },
     { id: "misfit", baseModelId: "micro", blobPrefix: "adapters/misfit", rank: 1, alpha: 1 },
   ]);
-  for (const id of ["g1", "g2", "g3", "g4"]) {
+  for (const id of ["g1", "g2", "g3", "g4", "g5", "g6"]) {
     await db.orm.insert(generations).values({
       id,
       promptId: "p",
@@ -97,6 +98,7 @@ beforeAll(async () => {
         modelCacheDir: join(root, "models"),
         workers: 1,
         intraOpThreads: 1,
+        executionProvider: "cpu",
         adapterCacheBytes: 1 << 20,
       },
     },
@@ -133,5 +135,52 @@ describe("generator with the micro SD model", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["failed", "failed"]);
     expect((await row("g3"))?.error).toMatch(/AdapterNotFoundError: adapter ghost not found/);
     expect((await row("g4"))?.error).toMatch(/AdapterMismatchError: .*attn9\.to_q\.lora_A\.weight/);
+  });
+});
+
+describe.skipIf(cudaProviderInstalled)("generator asked for CUDA where it cannot be used", () => {
+  it("renders on the CPU, logs the provider once per model load and with each generation", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const captured = jsonLogger("info", (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+    const cudaBackends = generatorBackends(
+      { db, blobs, log: captured },
+      {
+        inference: {
+          modelDir: `${micro}onnx`,
+          modelCacheDir: join(root, "models"),
+          workers: 1,
+          intraOpThreads: 1,
+          executionProvider: "cuda",
+          adapterCacheBytes: 1 << 20,
+        },
+      },
+    );
+    try {
+      for (const pair of [["g5"], ["g6"]]) {
+        const outcomes = await handleGenerationBatch(
+          { db, blobs, log: captured },
+          cudaBackends,
+          pair.map((id) => ({ id, body: job(id, null), attempts: 1, receipt: "r" })),
+        );
+        expect(outcomes.map((o) => o.status)).toEqual(["succeeded"]);
+      }
+    } finally {
+      await cudaBackends.close();
+    }
+    expect((await row("g5"))?.blobKey).toBe(generationImageKey("g5"));
+    const providerLines = lines.filter((l) => String(l.msg).startsWith("inference execution provider"));
+    expect(providerLines).toHaveLength(1);
+    expect(providerLines[0]).toMatchObject({
+      level: "warn",
+      baseModelId: "micro",
+      requested: "cuda",
+      provider: "cpu",
+      reason: expect.stringMatching(/cuda/i),
+    });
+    const succeeded = lines.filter((l) => l.msg === "generation succeeded");
+    expect(succeeded.map((l) => [l.generationId, l.provider])).toEqual([
+      ["g5", "cpu"],
+      ["g6", "cpu"],
+    ]);
   });
 });

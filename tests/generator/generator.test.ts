@@ -353,6 +353,7 @@ describe("local generator", () => {
           modelCacheDir: root,
           workers: 1,
           intraOpThreads: 1,
+          executionProvider: "cpu",
           adapterCacheBytes: 1,
         },
       },

@@ -1,8 +1,21 @@
 /** Reads the golden fixtures ({dtype, shape, b64} tensors) written by torch/diffusers scripts. */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * Whether onnxruntime-node has its CUDA provider library (installed with
+ * ONNXRUNTIME_NODE_INSTALL=cuda12); without it, `cuda` sessions fall back to the CPU.
+ */
+export const cudaProviderInstalled = existsSync(
+  join(
+    dirname(createRequire(import.meta.url).resolve("onnxruntime-node")),
+    `../bin/napi-v6/${process.platform}/${process.arch}/libonnxruntime_providers_cuda.so`,
+  ),
+);
 
 export interface TensorJson {
   dtype: "float32" | "int64" | "uint8";

@@ -36,7 +36,10 @@ export function adapterLookup(db: Db) {
   };
 }
 
-/** The generator's backends, built from the configuration (one loaded model at a time). */
+/**
+ * The generator's backends, built from the configuration (one loaded model at a time). Each model
+ * load logs once which execution provider it runs on (a warning when `cuda` fell back to `cpu`).
+ */
 export function generatorBackends(
   deps: GeneratorDeps,
   config: Pick<Config, "inference">,
@@ -45,17 +48,24 @@ export function generatorBackends(
   const inf = config.inference;
   return backendProvider(
     deps,
-    (baseModelId, source) =>
-      InferenceService.create({
+    async (baseModelId, source) => {
+      const service = await InferenceService.create({
         baseModelId,
         modelSource: source,
         modelCacheDir: inf.modelCacheDir,
         workers: overrides.workers ?? inf.workers,
         intraOpThreads: inf.intraOpThreads,
+        executionProvider: inf.executionProvider,
         adapterCacheBytes: inf.adapterCacheBytes,
         blobs: deps.blobs,
         lookupAdapter: adapterLookup(deps.db),
-      }),
+      });
+      const { requested, provider, fallbackReason } = service.executionProvider;
+      const fields = { baseModelId, requested, provider, reason: fallbackReason };
+      if (fallbackReason) deps.log.warn("inference execution provider: falling back", fields);
+      else deps.log.info("inference execution provider", fields);
+      return service;
+    },
     inf.modelDir,
   );
 }

@@ -221,6 +221,7 @@ async function renderGroup(
         batched: jobs.length,
         latencyMs,
         unetMs: Math.round(timings.unetMs),
+        provider: backend.executionProvider?.provider,
       });
       outcomes.push({ status: "succeeded", generationId: job.payload.generationId });
     }

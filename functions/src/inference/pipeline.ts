@@ -12,6 +12,7 @@ import type { LoraFeeds, LoraTarget } from "./lora.js";
 import { loraFeeds } from "./lora.js";
 import { loraTargets, type ModelManifest, readManifest } from "./model.js";
 import { TorchGenerator } from "./noise.js";
+import { createSessions, type ExecutionProvider, type ProviderChoice } from "./providers.js";
 import { parsePythonJson, roundHalfEven } from "./schedulers/common.js";
 import {
   createScheduler,
@@ -22,6 +23,8 @@ import {
 import { ClipTokenizer } from "./tokenizer.js";
 
 const f32 = Math.fround;
+
+type Session = ort.InferenceSession;
 
 /** Latents or the decoded image stopped being finite numbers: the generation failed. */
 export class NonFiniteError extends Error {
@@ -68,6 +71,8 @@ export interface GenerateTimings {
 export interface PipelineOptions {
   /** Threads onnxruntime may use inside one session run. */
   intraOpThreads?: number;
+  /** The provider asked for (default `cpu`); `cuda` falls back to `cpu` where CUDA cannot be used. */
+  executionProvider?: ExecutionProvider;
 }
 
 function sessionOptions(opts: PipelineOptions): ort.InferenceSession.SessionOptions {
@@ -102,6 +107,8 @@ export class SdPipeline {
     private readonly textEncoder: ort.InferenceSession,
     private readonly unet: ort.InferenceSession,
     private readonly vae: ort.InferenceSession,
+    /** The execution provider the sessions run on. */
+    readonly provider: ProviderChoice,
   ) {
     this.targets = loraTargets(manifest);
     this.baseFeeds = loraFeeds(this.targets, []);
@@ -120,12 +127,14 @@ export class SdPipeline {
     const schedulerConfig = parsePythonJson(
       await readFile(join(dir, manifest.scheduler.file), "utf8"),
     ) as SchedulerConfigJson;
-    const options = sessionOptions(opts);
     const c = manifest.components;
-    const textEncoder = await ort.InferenceSession.create(join(dir, c.text_encoder.file), options);
-    const unet = await ort.InferenceSession.create(join(dir, c.unet.file), options);
-    const vae = await ort.InferenceSession.create(join(dir, c.vae_decoder.file), options);
-    return new SdPipeline(dir, manifest, tokenizer, schedulerConfig, textEncoder, unet, vae);
+    const { sessions, choice } = await createSessions(
+      [c.text_encoder.file, c.unet.file, c.vae_decoder.file].map((file) => join(dir, file)),
+      sessionOptions(opts),
+      opts.executionProvider ?? "cpu",
+    );
+    const [textEncoder, unet, vae] = sessions as [Session, Session, Session];
+    return new SdPipeline(dir, manifest, tokenizer, schedulerConfig, textEncoder, unet, vae, choice);
   }
 
   get width(): number {

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { type GenerateRequest, NonFiniteError, SdPipeline } from "./pipeline.js";
+import type { ExecutionProvider, ProviderChoice } from "./providers.js";
 import type { WorkerData, WorkerRequest, WorkerResponse } from "./worker.js";
 
 export type GenerateResult = Awaited<ReturnType<SdPipeline["generate"]>>;
@@ -19,6 +20,8 @@ export interface PoolOptions {
   workers: number;
   /** onnxruntime intra-op threads per worker. */
   intraOpThreads: number;
+  /** The execution provider asked for (default `cpu`). */
+  executionProvider?: ExecutionProvider;
 }
 
 /** An error thrown inside a worker, rebuilt with its name so callers can tell kinds apart. */
@@ -63,22 +66,38 @@ export class InferencePool {
   private closed = false;
   private local: SdPipeline | null = null;
   private localChain: Promise<unknown> = Promise.resolve();
+  private choice: ProviderChoice | null = null;
 
   private constructor(readonly options: PoolOptions) {}
 
   static async create(options: PoolOptions): Promise<InferencePool> {
     const pool = new InferencePool(options);
     if (options.workers <= 0) {
-      pool.local = await SdPipeline.load(options.modelDir, { intraOpThreads: options.intraOpThreads });
+      pool.local = await SdPipeline.load(options.modelDir, {
+        intraOpThreads: options.intraOpThreads,
+        executionProvider: options.executionProvider,
+      });
+      pool.choice = pool.local.provider;
       return pool;
     }
     try {
-      await Promise.all(Array.from({ length: options.workers }, () => pool.spawn()));
+      // The first worker finds out which provider works; the others (and replacements) start on it.
+      await pool.spawn();
+      await Promise.all(Array.from({ length: options.workers - 1 }, () => pool.spawn()));
     } catch (err) {
       await pool.close();
       throw err;
     }
     return pool;
+  }
+
+  /** The execution provider the pool's pipelines run on (asked for, used, and why they differ). */
+  get provider(): ProviderChoice {
+    return this.choice ?? { requested: this.requested, provider: this.requested };
+  }
+
+  private get requested(): ExecutionProvider {
+    return this.options.executionProvider ?? "cpu";
   }
 
   get size(): number {
@@ -94,12 +113,14 @@ export class InferencePool {
     const worker = newWorker({
       modelDir: this.options.modelDir,
       intraOpThreads: this.options.intraOpThreads,
+      executionProvider: this.choice?.provider ?? this.requested,
     });
     const slot: Slot = { worker, busy: true, lost: false };
     return new Promise((resolve, reject) => {
       worker.on("message", (msg: WorkerResponse) => {
         if (msg.id === -1) {
           if (msg.ok) {
+            if ("provider" in msg) this.choice ??= msg.provider;
             slot.busy = false;
             this.slots.push(slot);
             resolve();

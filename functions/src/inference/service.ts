@@ -10,6 +10,7 @@ import { type LoraFeeds, loraFeeds, stackKey } from "./lora.js";
 import { loraTargets, type ModelManifest, readManifest, resolveModelDir } from "./model.js";
 import type { GenerateTimings } from "./pipeline.js";
 import { InferencePool } from "./pool.js";
+import type { ExecutionProvider, ProviderChoice } from "./providers.js";
 import type { SamplerName } from "./schedulers/index.js";
 
 export interface ImageSpec {
@@ -37,6 +38,8 @@ export interface EncodedImage {
 
 export interface InferenceBackend {
   readonly baseModelId: string;
+  /** The onnxruntime execution provider the model runs on, where the backend has one. */
+  readonly executionProvider?: ProviderChoice;
   generate(
     images: ImageSpec[],
     params: GenerationParams,
@@ -57,6 +60,8 @@ export interface InferenceServiceOptions {
   modelCacheDir: string;
   workers: number;
   intraOpThreads: number;
+  /** The execution provider asked for (default `cpu`; `cuda` falls back to `cpu` where unavailable). */
+  executionProvider?: ExecutionProvider;
   adapterCacheBytes: number;
   blobs: BlobStore;
   lookupAdapter: AdapterLookup;
@@ -77,6 +82,7 @@ export class InferenceService implements InferenceBackend {
       modelDir: dir,
       workers: opts.workers,
       intraOpThreads: opts.intraOpThreads,
+      executionProvider: opts.executionProvider,
     });
     const adapters = new AdapterStore({
       blobs: opts.blobs,
@@ -86,6 +92,10 @@ export class InferenceService implements InferenceBackend {
       maxBytes: opts.adapterCacheBytes,
     });
     return new InferenceService(opts.baseModelId, manifest, pool, adapters);
+  }
+
+  get executionProvider(): ProviderChoice {
+    return this.pool.provider;
   }
 
   /** LoRA feeds for each distinct adapter stack of the request, keyed by stack key. */

@@ -4,17 +4,19 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { type GenerateRequest, SdPipeline } from "./pipeline.js";
+import type { ExecutionProvider, ProviderChoice } from "./providers.js";
 
 export interface WorkerData {
   modelDir: string;
   intraOpThreads: number;
+  executionProvider: ExecutionProvider;
 }
 
 export type WorkerRequest = { id: number; request: GenerateRequest };
 export type WorkerResponse =
   | { id: number; ok: true; result: Awaited<ReturnType<SdPipeline["generate"]>> }
   | { id: number; ok: false; error: { name: string; message: string } }
-  | { id: -1; ok: true; ready: true }
+  | { id: -1; ok: true; ready: true; provider: ProviderChoice }
   | { id: -1; ok: false; error: { name: string; message: string } };
 
 const port = parentPort;
@@ -22,7 +24,10 @@ if (!port) throw new Error("inference worker must run in a worker thread");
 const data = workerData as WorkerData;
 
 try {
-  const pipeline = await SdPipeline.load(data.modelDir, { intraOpThreads: data.intraOpThreads });
+  const pipeline = await SdPipeline.load(data.modelDir, {
+    intraOpThreads: data.intraOpThreads,
+    executionProvider: data.executionProvider,
+  });
   port.on("message", (msg: WorkerRequest) => {
     pipeline.generate(msg.request).then(
       (result) => {
@@ -38,7 +43,7 @@ try {
       },
     );
   });
-  port.postMessage({ id: -1, ok: true, ready: true } satisfies WorkerResponse);
+  port.postMessage({ id: -1, ok: true, ready: true, provider: pipeline.provider } satisfies WorkerResponse);
 } catch (err) {
   const e = err as Error;
   port.postMessage({
