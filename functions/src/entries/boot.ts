@@ -8,10 +8,15 @@ export function loadConfigOrExit(env: Record<string, string | undefined> = proce
   try {
     return requireServingSecrets(loadConfig(env));
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`prefloop: configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
+    exitOnConfigError(err);
   }
+}
+
+/** A ConfigError prints its one line and exits with status 2; anything else is thrown on. */
+export function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`prefloop: configuration error: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
 }

@@ -87,7 +87,13 @@ export function generationBatchHandler(deps: GeneratorDeps, backends: BackendPro
 export function pollGenerations(
   deps: GeneratorDeps & { queue: JobQueue },
   backends: BackendProvider,
-  opts: { signal: AbortSignal; batchSize?: number; visibilityTimeoutSeconds?: number; idleMs?: number },
+  opts: {
+    signal: AbortSignal;
+    batchSize?: number;
+    visibilityTimeoutSeconds?: number;
+    idleMs?: number;
+    waitSeconds?: number;
+  },
 ): Promise<void> {
   return pollQueue(deps.queue, "generation", generationBatchHandler(deps, backends), {
     log: deps.log,
@@ -95,6 +101,7 @@ export function pollGenerations(
     batchSize: opts.batchSize ?? 2,
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 600,
     idleMs: opts.idleMs,
+    waitSeconds: opts.waitSeconds,
   });
 }
 
@@ -111,14 +118,17 @@ export function generationSqsHandler(deps: GeneratorDeps, backends: BackendProvi
 }
 
 /**
- * Starts the generator in the local process: the configured model's backends and one poll loop
- * per inference worker (each takes up to two jobs, a pair, at a time). Returns a stop function.
+ * Starts the generator in this process (the Node server; the GPU generator service): the
+ * configured model's backends and one poll loop per inference worker (each takes up to two jobs,
+ * a pair, at a time; `waitSeconds` long-polls SQS). Returns a stop function that lets the loops
+ * finish the jobs in hand.
  */
 export function startLocalGenerator(
   deps: GeneratorDeps & {
     queue: JobQueue;
     config: Pick<Config, "inference"> & Partial<Pick<Config, "queue">>;
   },
+  opts: { waitSeconds?: number } = {},
 ): () => Promise<void> {
   const source = deps.config.inference.modelDir;
   if (!source.startsWith("blob:") && !existsSync(join(source, "manifest.json"))) {
@@ -130,7 +140,11 @@ export function startLocalGenerator(
   const queue = deps.config.queue;
   const withLimit = { ...deps, maxAttempts: queue?.backend === "pg" ? queue.maxAttempts : deps.maxAttempts };
   const loops = Array.from({ length: Math.max(1, deps.config.inference.workers) }, () =>
-    pollGenerations(withLimit, backends, { signal: controller.signal, batchSize: 2 }),
+    pollGenerations(withLimit, backends, {
+      signal: controller.signal,
+      batchSize: 2,
+      waitSeconds: opts.waitSeconds,
+    }),
   );
   return async () => {
     controller.abort();

@@ -75,6 +75,8 @@ export async function pollQueue(
     visibilityTimeoutSeconds: number;
     batchSize?: number;
     idleMs?: number;
+    /** How long one receive waits for a job (SQS long polling; default 0, a short poll). */
+    waitSeconds?: number;
   },
 ): Promise<void> {
   const idle = opts.idleMs ?? 500;
@@ -85,6 +87,8 @@ export async function pollQueue(
       batch = await queue.receive(name, {
         max: opts.batchSize ?? 1,
         visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
+        waitSeconds: opts.waitSeconds,
+        signal: opts.signal,
       });
     } catch (err) {
       opts.log.error("queue receive failed", { queue: name, error: String(err) });

@@ -35,7 +35,13 @@ export interface JobQueue {
   send(queue: QueueName, id: string, body: unknown, opts?: { delaySeconds?: number }): Promise<void>;
   receive(
     queue: QueueName,
-    opts: { max?: number; visibilityTimeoutSeconds: number; waitSeconds?: number },
+    opts: {
+      max?: number;
+      visibilityTimeoutSeconds: number;
+      waitSeconds?: number;
+      /** Ends a waiting receive early, with no deliveries (a consumer shutting down). */
+      signal?: AbortSignal;
+    },
   ): Promise<Delivery[]>;
   /** Marks the job done. Acknowledging twice, or after the lease was lost, is harmless. */
   ack(queue: QueueName, delivery: Delivery): Promise<void>;

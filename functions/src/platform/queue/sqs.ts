@@ -4,6 +4,7 @@ import {
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
   ReceiveMessageCommand,
+  type ReceiveMessageCommandOutput,
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
@@ -76,15 +77,24 @@ export function sqsJobQueue(opts: {
       );
     },
     async receive(queue, o) {
-      const res = await client.send(
-        new ReceiveMessageCommand({
-          QueueUrl: opts.urls[queue],
-          MaxNumberOfMessages: Math.min(10, o.max ?? 1),
-          VisibilityTimeout: o.visibilityTimeoutSeconds,
-          WaitTimeSeconds: o.waitSeconds ?? 0,
-          MessageSystemAttributeNames: ["ApproximateReceiveCount"],
-        }),
-      );
+      if (o.signal?.aborted) return [];
+      let res: ReceiveMessageCommandOutput;
+      try {
+        res = await client.send(
+          new ReceiveMessageCommand({
+            QueueUrl: opts.urls[queue],
+            MaxNumberOfMessages: Math.min(10, o.max ?? 1),
+            VisibilityTimeout: o.visibilityTimeoutSeconds,
+            WaitTimeSeconds: o.waitSeconds ?? 0,
+            MessageSystemAttributeNames: ["ApproximateReceiveCount"],
+          }),
+          { abortSignal: o.signal },
+        );
+      } catch (err) {
+        // A long poll ended by the consumer's shutdown: nothing was handed out to it.
+        if (o.signal?.aborted) return [];
+        throw err;
+      }
       return (res.Messages ?? []).map((m) => {
         const envelope = JSON.parse(m.Body ?? "{}") as Envelope;
         return {
