@@ -20,9 +20,10 @@ import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { repoRoot } from "../functions/src/config.js";
 import { baseModels } from "../functions/src/db/schema.js";
+import { rows as queryRows } from "../functions/src/platform/db/rows.js";
 import { createSnapshot } from "../functions/src/snapshots/export.js";
 import { insertRuns, planRun, sendJobs } from "../functions/src/training/runs.js";
 import {
@@ -168,8 +169,13 @@ async function oneSeed(seed: number) {
     const [base] = await p.deps.db.orm.select().from(baseModels).where(eq(baseModels.id, end.baseModelId));
     for (const budget of budgets.slice(1)) {
       while (crowd.votes() < budget) await new Promise((r) => setTimeout(r, 1000));
+      // the snapshot holds the first `budget` votes, however many came in while earlier steps ran
+      const [nth] = await queryRows<{ created_at: string | Date }>(
+        p.deps.db.orm,
+        sql`select created_at from votes order by created_at, id offset ${budget - 1} limit 1`,
+      );
       const { snapshot } = await createSnapshot(p.deps, {
-        cutoff: new Date(),
+        cutoff: new Date(nth?.created_at ?? Date.now()),
         since: null,
         baseModelId: end.baseModelId,
       });
