@@ -6,7 +6,6 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { DEFAULT_GUARDRAILS, type GuardrailLimits } from "./domain/experimentDecision.js";
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from "./inference/providers.js";
 
 export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -33,6 +32,10 @@ const fraction = z.coerce
   .max(1, "must be between 0 and 1");
 const objective = z.enum(["dpo", "cpo", "sft", "rpo", "kto"]);
 const space = z.enum(["latent", "ncp"]);
+
+/** onnxruntime execution providers the generator may ask for (inference/providers.ts). */
+export const EXECUTION_PROVIDERS = ["cpu", "cuda"] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 export type LoopObjective = z.infer<typeof objective>;
 export type LoopSpace = z.infer<typeof space>;

@@ -6,9 +6,9 @@
  * cuDNN 9 — creating a session with it throws, and the sessions are created on the CPU instead.
  */
 import * as ort from "onnxruntime-node";
+import type { ExecutionProvider } from "../config.js";
 
-export const EXECUTION_PROVIDERS = ["cpu", "cuda"] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export type { ExecutionProvider };
 
 /** What was asked for, what the sessions run on, and why the two differ when they do. */
 export interface ProviderChoice {
