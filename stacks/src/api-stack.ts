@@ -27,6 +27,7 @@ import type { PlatformConfig } from "./config.js";
 import { dataBucketArnInFindings, dataBucketName } from "./data-stack.js";
 import { grantObjects, type ObjectAccess } from "./grants.js";
 import { resultsTimeoutSeconds } from "./queues-stack.js";
+import { runtimeEnvironment } from "./runtime-env.js";
 
 export interface ApiStackProps extends StackProps {
   readonly config: PlatformConfig;
@@ -70,7 +71,8 @@ export class ApiStack extends Stack {
   readonly httpApi: apigwv2.HttpApi;
   readonly functions: {
     readonly http: lambda.Function;
-    readonly generator: lambda.Function;
+    /** Only where the environment renders on Lambda (`generator.kind`); else generator-gpu-stack.ts. */
+    readonly generator?: lambda.Function;
     readonly results: lambda.Function;
     readonly scheduler: lambda.Function;
     readonly migrate: lambda.Function;
@@ -101,22 +103,13 @@ export class ApiStack extends Stack {
       });
     }
 
-    // Settings every function gets (queue URLs are not secrets: IAM decides who may use them).
-    // STATE_DIR: the only writable folder in Lambda, for anything the code keeps locally.
-    const common: Record<string, string> = {
-      PREFLOOP_ENV: config.name,
-      LOG_LEVEL: "info",
-      NODE_OPTIONS: "--enable-source-maps",
-      BLOB_BACKEND: "s3",
-      S3_BUCKET: dataBucket.bucketName,
-      QUEUE_BACKEND: "sqs",
-      SQS_GENERATION_QUEUE_URL: queues.generation.queueUrl,
-      SQS_TRAINING_QUEUE_URL: queues.training.queueUrl,
-      SQS_RESULTS_QUEUE_URL: queues.results.queueUrl,
-      DB_SECRET_ARN: props.databaseSecret.secretArn,
-      DB_PROXY_ENDPOINT: props.databaseProxy.endpoint,
-      STATE_DIR: "/tmp/prefloop",
-    };
+    // Settings every function gets (runtime-env.ts).
+    const common = runtimeEnvironment(config, {
+      bucketName: dataBucket.bucketName,
+      queues,
+      databaseSecret: props.databaseSecret,
+      databaseProxy: props.databaseProxy,
+    });
     const inVpc = {
       vpc: props.vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
@@ -160,32 +153,36 @@ export class ApiStack extends Stack {
       },
     });
 
-    const generatorImage = lambda.DockerImageCode.fromImageAsset(repoRoot, {
-      file: "functions/Dockerfile.generator",
-      platform: ecrAssets.Platform.LINUX_AMD64,
-      ignoreMode: IgnoreMode.DOCKER,
-      exclude: generatorImageExcludes,
-    });
-    const generator = withManagedPolicyAcks(
-      new lambda.DockerImageFunction(this, "Generator", {
-        description: "prefloop generation jobs: onnxruntime-node SD pipeline + sharp",
-        code: generatorImage,
-        architecture: lambda.Architecture.X86_64,
-        memorySize: config.generator.memoryMb,
-        ephemeralStorageSize: Size.mebibytes(config.generator.ephemeralStorageMb),
-        timeout: Duration.seconds(config.generator.timeoutSeconds),
-        environment: {
-          ...common,
-          // The exported base model, copied from the data bucket into STATE_DIR once per cold start.
-          MODEL_DIR: `blob:${config.generator.modelPrefix}`,
-          // One request at a time per container; onnxruntime uses the function's vCPUs.
-          INFERENCE_WORKERS: "0",
-          INFERENCE_THREADS: String(inferenceThreads(config.generator.memoryMb)),
-        },
-        ...inVpc,
-        ...logging("Generator"),
-      }),
-    );
+    // The generation queue's consumer, where the environment renders on Lambda; with
+    // generator.kind "ecs-gpu" the GPU service (generator-gpu-stack.ts) consumes it instead.
+    const generator =
+      config.generator.kind === "lambda"
+        ? withManagedPolicyAcks(
+            new lambda.DockerImageFunction(this, "Generator", {
+              description: "prefloop generation jobs: onnxruntime-node SD pipeline + sharp",
+              code: lambda.DockerImageCode.fromImageAsset(repoRoot, {
+                file: "functions/Dockerfile.generator",
+                platform: ecrAssets.Platform.LINUX_AMD64,
+                ignoreMode: IgnoreMode.DOCKER,
+                exclude: generatorImageExcludes,
+              }),
+              architecture: lambda.Architecture.X86_64,
+              memorySize: config.generator.memoryMb,
+              ephemeralStorageSize: Size.mebibytes(config.generator.ephemeralStorageMb),
+              timeout: Duration.seconds(config.generator.timeoutSeconds),
+              environment: {
+                ...common,
+                // The exported base model, copied from the data bucket into STATE_DIR once per cold start.
+                MODEL_DIR: `blob:${config.generator.modelPrefix}`,
+                // One request at a time per container; onnxruntime uses the function's vCPUs.
+                INFERENCE_WORKERS: "0",
+                INFERENCE_THREADS: String(inferenceThreads(config.generator.memoryMb)),
+              },
+              ...inVpc,
+              ...logging("Generator"),
+            }),
+          )
+        : undefined;
 
     const results = node("Results", entries.results, {
       description: "prefloop training results: register adapters, start experiments",
@@ -221,10 +218,10 @@ export class ApiStack extends Stack {
       },
     });
 
-    this.functions = { http, generator, results, scheduler: schedulerFn, migrate };
+    this.functions = { http, ...(generator ? { generator } : {}), results, scheduler: schedulerFn, migrate };
 
     // ---- permissions: each function gets what its entry does, nothing more
-    for (const fn of [http, generator, results, schedulerFn, migrate]) props.databaseSecret.grantRead(fn);
+    for (const fn of Object.values(this.functions)) props.databaseSecret.grantRead(fn);
     this.signingSecret.grantRead(http);
     this.adminApiKeySecret.grantRead(http);
     const objects = (fn: lambda.Function, access: ObjectAccess, who: string) =>
@@ -234,11 +231,13 @@ export class ApiStack extends Stack {
         who,
       });
     objects(http, objectAccess.http, "The HTTP API (pair images, adapter downloads, dataset exports)");
-    objects(
-      generator,
-      objectAccess.generator,
-      "The generator (base model files, adapters, generated images)",
-    );
+    if (generator) {
+      objects(
+        generator,
+        objectAccess.generator,
+        "The generator (base model files, adapters, generated images)",
+      );
+    }
     objects(results, objectAccess.results, "The results consumer (adapter manifests)");
     objects(schedulerFn, objectAccess.scheduler, "The scheduler (dataset snapshots for training jobs)");
     // Queue statistics (queue.stats) read the dead-letter queue's depth too.
@@ -280,7 +279,7 @@ export class ApiStack extends Stack {
     });
 
     // ---- consumers
-    generator.addEventSource(
+    generator?.addEventSource(
       new SqsEventSource(queues.generation, {
         batchSize: config.generator.batchSize,
         maxConcurrency: Math.max(2, config.generator.maxConcurrency),
@@ -362,13 +361,16 @@ export class ApiStack extends Stack {
     new triggers.Trigger(this, "MigrateOnDeploy", {
       handler: migrate,
       executeOnHandlerChange: true,
-      executeBefore: [http, results, schedulerFn, generator],
+      executeBefore: [http, results, schedulerFn, ...(generator ? [generator] : [])],
       timeout: Duration.minutes(5),
     });
   }
 }
 
-/** The generator image's build context is the repo root; only what the image needs goes in. */
+/**
+ * The generator images' build context (the Lambda's and the GPU service's) is the repo root; only
+ * what the images need goes in.
+ */
 export const generatorImageExcludes = [
   "*",
   "!package.json",
@@ -376,6 +378,7 @@ export const generatorImageExcludes = [
   "!tsconfig.base.json",
   "!functions/package.json",
   "!functions/Dockerfile.generator",
+  "!functions/Dockerfile.generator-gpu",
   "!functions/src",
   "!stacks/package.json",
   "!web/package.json",

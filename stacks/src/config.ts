@@ -41,6 +41,14 @@ export interface PlatformConfig {
     readonly burstLimit: number;
   };
   readonly generator: {
+    /**
+     * Which consumer renders the generation queue; one kind per environment. `lambda`: a CPU
+     * container-image Lambda (the tiny model, distilled few-step models). `ecs-gpu`: an ECS service
+     * on GPU instances running the same consumer with onnxruntime's CUDA provider (real-size models:
+     * SD 1.5 / 2.x at full size, SDXL). memoryMb … batchSize size the Lambda; `gpu` sizes the
+     * service; modelPrefix serves both.
+     */
+    readonly kind: "lambda" | "ecs-gpu";
     readonly memoryMb: number;
     readonly timeoutSeconds: number;
     /** /tmp size for model files and images. */
@@ -51,6 +59,8 @@ export interface PlatformConfig {
     readonly batchSize: number;
     /** Prefix in the data bucket holding the exported ONNX base model. */
     readonly modelPrefix: string;
+    /** The ECS service on GPU instances (kind `ecs-gpu`). */
+    readonly gpu: GpuGeneratorConfig;
   };
   readonly scheduler: {
     /** How often the scheduler tops up pair pools and starts training. */
@@ -85,6 +95,23 @@ export interface PlatformConfig {
   };
 }
 
+export interface GpuGeneratorConfig {
+  /** GPU instance type (ECS GPU-optimised AMI); one task, with one GPU, per instance. */
+  readonly instanceType: string;
+  /** Tasks while the queue is empty: 0 scales to zero (the first jobs wait for an instance), 1 keeps one warm. */
+  readonly minTasks: number;
+  readonly maxTasks: number;
+  /** Queued + in-flight generation jobs per task: the backlog over this adds a task (up to maxTasks). */
+  readonly jobsPerTask: number;
+  /** Minutes without any queued or in-flight job before the service scales in to minTasks. */
+  readonly scaleInMinutes: number;
+  /** vCPUs and memory reserved for the container (an xlarge instance has 4 vCPUs and 16 GiB). */
+  readonly vcpus: number;
+  readonly memoryMib: number;
+  /** Root volume of the instances (container image, model files copied from the data bucket). */
+  readonly rootVolumeGb: number;
+}
+
 const dev: PlatformConfig = {
   name: "dev",
   vpc: { maxAzs: 2, natGateways: 1 },
@@ -104,12 +131,23 @@ const dev: PlatformConfig = {
   },
   api: { memoryMb: 1024, timeoutSeconds: 29, rateLimit: 50, burstLimit: 100 },
   generator: {
+    kind: "lambda",
     memoryMb: 10240,
     timeoutSeconds: 300,
     ephemeralStorageMb: 4096,
     maxConcurrency: 4,
     batchSize: 2,
     modelPrefix: "models/base/",
+    gpu: {
+      instanceType: "g6.xlarge",
+      minTasks: 0,
+      maxTasks: 2,
+      jobsPerTask: 20,
+      scaleInMinutes: 15,
+      vcpus: 3,
+      memoryMib: 12288,
+      rootVolumeGb: 100,
+    },
   },
   scheduler: { everyMinutes: 5 },
   training: {
@@ -145,12 +183,23 @@ const prod: PlatformConfig = {
   },
   api: { memoryMb: 1769, timeoutSeconds: 29, rateLimit: 500, burstLimit: 1000 },
   generator: {
+    kind: "lambda",
     memoryMb: 10240,
     timeoutSeconds: 600,
     ephemeralStorageMb: 8192,
     maxConcurrency: 20,
     batchSize: 2,
     modelPrefix: "models/base/",
+    gpu: {
+      instanceType: "g5.xlarge",
+      minTasks: 1,
+      maxTasks: 8,
+      jobsPerTask: 20,
+      scaleInMinutes: 30,
+      vcpus: 3,
+      memoryMib: 12288,
+      rootVolumeGb: 150,
+    },
   },
   scheduler: { everyMinutes: 5 },
   training: {

@@ -5,6 +5,8 @@
  *   queues      generation / training / results queues with dead-letter queues
  *   training    the GPU worker on AWS Batch (scale to zero)
  *   api         Lambdas (HTTP API, generator, results, scheduler, migrations), secrets
+ *   generator   the generator on ECS GPU instances, instead of the generator Lambda
+ *               (only with generator.kind "ecs-gpu")
  *   web         the web app on S3 + CloudFront, /api/* to the HTTP API
  *   operations  alarms
  */
@@ -15,6 +17,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { ApiStack } from "./api-stack.js";
 import type { PlatformConfig } from "./config.js";
 import { DataStack } from "./data-stack.js";
+import { GeneratorGpuStack } from "./generator-gpu-stack.js";
 import { OperationsStack } from "./operations-stack.js";
 import { QueuesStack } from "./queues-stack.js";
 import { TrainingStack } from "./training-stack.js";
@@ -41,6 +44,8 @@ export interface Platform {
   readonly queues: QueuesStack;
   readonly training: TrainingStack;
   readonly api: ApiStack;
+  /** Only with generator.kind "ecs-gpu". */
+  readonly generator?: GeneratorGpuStack;
   readonly web: WebStack;
   readonly operations: OperationsStack;
 }
@@ -87,6 +92,21 @@ export function buildPlatform(app: App, options: PlatformOptions): Platform {
   // Both name the data bucket without a reference (see dataBucketName): deploy data first.
   training.addStackDependency(data);
   api.addStackDependency(data);
+  const generator =
+    config.generator.kind === "ecs-gpu"
+      ? new GeneratorGpuStack(app, stackName(config, "generator"), {
+          ...common("generator", "generator on ECS GPU instances"),
+          repoRoot: root,
+          vpc: data.vpc,
+          appSecurityGroup: data.appSecurityGroup,
+          databaseSecret: data.databaseSecret,
+          databaseProxy: data.proxy,
+          queues: { generation: queues.generation, training: queues.training, results: queues.results },
+        })
+      : undefined;
+  // The data bucket by name, as above; and the api stack's migrations run before new generator code.
+  generator?.addStackDependency(data);
+  generator?.addStackDependency(api);
   new CfnOutput(api, "ApiUrl", {
     description: "The HTTP API (also at <site>/api)",
     value: api.httpApi.apiEndpoint,
@@ -111,5 +131,5 @@ export function buildPlatform(app: App, options: PlatformOptions): Platform {
   });
 
   if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { data, queues, training, api, web, operations };
+  return { data, queues, training, api, ...(generator ? { generator } : {}), web, operations };
 }

@@ -18,7 +18,7 @@ import { App } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import type { CloudAssembly } from "aws-cdk-lib/cx-api";
 import { entries } from "../../stacks/src/api-stack.js";
-import { configFor, type EnvironmentName } from "../../stacks/src/config.js";
+import { configFor, type EnvironmentName, type PlatformConfig } from "../../stacks/src/config.js";
 import { buildPlatform, type Platform, type PlatformOptions, repoRoot } from "../../stacks/src/platform.js";
 
 const temporary: string[] = [];
@@ -45,7 +45,10 @@ export interface Synthesized {
   readonly app: App;
   readonly platform: Platform;
   readonly assembly: CloudAssembly;
-  readonly templates: Record<keyof Platform, Template>;
+  /** One per stack; `generator` only where the platform has that stack. */
+  readonly templates: Record<Exclude<keyof Platform, "generator">, Template> & {
+    readonly generator?: Template;
+  };
   readonly outdir: string;
 }
 
@@ -62,6 +65,8 @@ export function fakeWebBuild(): string {
 export const requiredInputs = [
   ...Object.values(entries).map((file) => `functions/src/entries/${file}`),
   "functions/Dockerfile.generator",
+  "functions/Dockerfile.generator-gpu",
+  "functions/src/entries/generator-service.ts",
   "gpu-worker/Dockerfile",
   "package-lock.json",
 ];
@@ -97,14 +102,19 @@ export function platformRoot(): string {
 
 export function synthPlatform(
   env: EnvironmentName,
-  options: Omit<PlatformOptions, "config"> & { readonly context?: Record<string, unknown> } = {},
+  options: Omit<PlatformOptions, "config"> & {
+    readonly context?: Record<string, unknown>;
+    /** Changes to the environment's config (e.g. another generator kind). */
+    readonly configure?: (config: PlatformConfig) => PlatformConfig;
+  } = {},
 ): Synthesized {
   const outdir = temporaryFolder(`prefloop-cdk-${env}-`);
   const app = new App({
     outdir,
     context: { ...cdkJson.context, env, "aws:cdk:bundling-stacks": [], ...options.context },
   });
-  const platform = buildPlatform(app, { repoRoot: platformRoot(), ...options, config: configFor(env) });
+  const config = (options.configure ?? ((c) => c))(configFor(env));
+  const platform = buildPlatform(app, { repoRoot: platformRoot(), ...options, config });
   const assembly = app.synth();
   // Read the templates from this one synthesis (Template.fromStack would synthesize again).
   const templates = Object.fromEntries(
@@ -112,6 +122,19 @@ export function synthPlatform(
       part,
       Template.fromJSON(assembly.getStackArtifact(stack.artifactId).template as Record<string, unknown>),
     ]),
-  ) as Record<keyof Platform, Template>;
+  ) as Synthesized["templates"];
   return { app, platform, assembly, templates, outdir };
+}
+
+/** The Docker images a stack's asset manifest asks the deploy to build. */
+export function dockerImages(s: Synthesized, part: keyof Synthesized["platform"]) {
+  const stack = s.platform[part];
+  if (!stack) throw new Error(`no ${part} stack in this platform`);
+  const manifest = JSON.parse(
+    readFileSync(path.join(s.outdir, `${stack.artifactId}.assets.json`), "utf8"),
+  ) as { dockerImages?: Record<string, { source: { dockerFile?: string; platform?: string } }> };
+  return Object.values(manifest.dockerImages ?? {}).map(({ source }) => ({
+    dockerFile: source.dockerFile,
+    platform: source.platform,
+  }));
 }

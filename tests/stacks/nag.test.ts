@@ -36,56 +36,65 @@ function acknowledgements(root: IConstruct): { path: string; id: string; reason:
 afterAll(removeTemporaryFolders);
 
 const cases = [
-  { env: "dev", web: false },
-  { env: "prod", web: true },
+  { env: "dev", web: false, generator: "lambda" },
+  { env: "prod", web: true, generator: "lambda" },
+  { env: "prod", web: false, generator: "ecs-gpu" },
 ] as const;
 
-describe.each(cases)("cdk-nag AwsSolutions on $env (web build: $web)", ({ env, web }) => {
-  let synthesized: Synthesized;
-  beforeAll(() => {
-    // app.synth() throws with the full report when an error-level finding is unacknowledged.
-    synthesized = synthPlatform(env, { webDist: web ? fakeWebBuild() : "/nonexistent/web/dist" });
-  });
+describe.each(cases)(
+  "cdk-nag AwsSolutions on $env (web build: $web, generator: $generator)",
+  ({ env, web, generator }) => {
+    let synthesized: Synthesized;
+    beforeAll(() => {
+      // app.synth() throws with the full report when an error-level finding is unacknowledged.
+      synthesized = synthPlatform(env, {
+        webDist: web ? fakeWebBuild() : "/nonexistent/web/dist",
+        configure: (c) => ({ ...c, generator: { ...c.generator, kind: generator } }),
+      });
+    });
 
-  it("synthesizes every stack with zero unacknowledged findings of any severity", () => {
-    expect(synthesized.assembly.stacks.map((s) => s.stackName).sort()).toEqual(
-      ["api", "data", "operations", "queues", "training", "web"].map((p) => `prefloop-${env}-${p}`),
-    );
-    const nag = validationReport(synthesized).pluginReports.filter((r) =>
-      r.pluginName.includes("AwsSolutions"),
-    );
-    expect(nag.flatMap((r) => r.violations.map((v) => `${v.severity} ${v.ruleName}`))).toEqual([]);
-  });
+    it("synthesizes every stack with zero unacknowledged findings of any severity", () => {
+      const parts = ["api", "data", "operations", "queues", "training", "web"];
+      if (generator === "ecs-gpu") parts.push("generator");
+      expect(synthesized.assembly.stacks.map((s) => s.stackName).sort()).toEqual(
+        parts.sort().map((p) => `prefloop-${env}-${p}`),
+      );
+      const nag = validationReport(synthesized).pluginReports.filter((r) =>
+        r.pluginName.includes("AwsSolutions"),
+      );
+      expect(nag.flatMap((r) => r.violations.map((v) => `${v.severity} ${v.ruleName}`))).toEqual([]);
+    });
 
-  it("gives every acknowledgement a specific reason", () => {
-    const acks = acknowledgements(synthesized.app).filter((a) => a.id.includes("AwsSolutions-"));
-    expect(acks.length).toBeGreaterThan(10);
-    for (const ack of acks) {
-      expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(50);
-      expect(ack.reason, `${ack.path} ${ack.id}`).not.toMatch(/^(n\/a|todo|ignore|suppress|not needed)/i);
-    }
-    // No blanket acknowledgement of a whole rule family on a stack.
-    const stackPaths = new Set(synthesized.assembly.stacks.map((s) => s.hierarchicalId));
-    for (const ack of acks) expect(stackPaths.has(ack.path), `${ack.id} on a whole stack`).toBe(false);
-  });
+    it("gives every acknowledgement a specific reason", () => {
+      const acks = acknowledgements(synthesized.app).filter((a) => a.id.includes("AwsSolutions-"));
+      expect(acks.length).toBeGreaterThan(10);
+      for (const ack of acks) {
+        expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(50);
+        expect(ack.reason, `${ack.path} ${ack.id}`).not.toMatch(/^(n\/a|todo|ignore|suppress|not needed)/i);
+      }
+      // No blanket acknowledgement of a whole rule family on a stack.
+      const stackPaths = new Set(synthesized.assembly.stacks.map((s) => s.hierarchicalId));
+      for (const ack of acks) expect(stackPaths.has(ack.path), `${ack.id} on a whole stack`).toBe(false);
+    });
 
-  it("acknowledges wildcard resources only for named key prefixes or actions without resource scoping", () => {
-    const wildcard = acknowledgements(synthesized.app).filter((a) => a.id.includes("IAM5[Resource::"));
-    for (const ack of wildcard) {
-      const resource = ack.id.slice(ack.id.indexOf("Resource::") + "Resource::".length, -1);
-      const allowed =
-        resource === "*" ||
-        /^arn:<AWS::Partition>:s3:::prefloop-(dev|prod)-data-<AWS::AccountId>-<AWS::Region>\/[a-z]+\/\*$/.test(
-          resource,
-        ) ||
-        /^<[A-Za-z0-9]+\.Arn>(\/\*|:\*)$/.test(resource) ||
-        resource.startsWith("arn:<AWS::Partition>:s3:::cdk-") ||
-        // jobs the scheduler submits (their ids exist only after SubmitJob)
-        resource === "arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*";
-      expect(allowed, `${ack.path}: ${resource}`).toBe(true);
-    }
-  });
-});
+    it("acknowledges wildcard resources only for named key prefixes or actions without resource scoping", () => {
+      const wildcard = acknowledgements(synthesized.app).filter((a) => a.id.includes("IAM5[Resource::"));
+      for (const ack of wildcard) {
+        const resource = ack.id.slice(ack.id.indexOf("Resource::") + "Resource::".length, -1);
+        const allowed =
+          resource === "*" ||
+          /^arn:<AWS::Partition>:s3:::prefloop-(dev|prod)-data-<AWS::AccountId>-<AWS::Region>\/[a-z]+\/\*$/.test(
+            resource,
+          ) ||
+          /^<[A-Za-z0-9]+\.Arn>(\/\*|:\*)$/.test(resource) ||
+          resource.startsWith("arn:<AWS::Partition>:s3:::cdk-") ||
+          // jobs the scheduler submits (their ids exist only after SubmitJob)
+          resource === "arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*";
+        expect(allowed, `${ack.path}: ${resource}`).toBe(true);
+      }
+    });
+  },
+);
 
 describe("cdk-nag is really checking", () => {
   it("fails synthesis on an unacknowledged finding", () => {

@@ -4,8 +4,6 @@
  * fit the consumers, least-privilege policies, Lambda sizing, Batch GPU and scale-to-zero, the web
  * distribution, alarms and outputs.
  */
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../functions/src/config.js";
@@ -15,7 +13,13 @@ import { environments } from "../../stacks/src/config.js";
 import { maxReceiveCount, resultsTimeoutSeconds } from "../../stacks/src/queues-stack.js";
 import { workerObjectAccess } from "../../stacks/src/training-stack.js";
 import { spaFallbackCode, stripApiPrefixCode } from "../../stacks/src/web-stack.js";
-import { fakeWebBuild, removeTemporaryFolders, type Synthesized, synthPlatform } from "./harness.js";
+import {
+  dockerImages,
+  fakeWebBuild,
+  removeTemporaryFolders,
+  type Synthesized,
+  synthPlatform,
+} from "./harness.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation is untyped JSON
 type Cfn = any;
@@ -63,16 +67,6 @@ function statements(t: Template): { where: string; s: Record<string, Cfn> }[] {
       for (const s of pol.PolicyDocument.Statement) out.push({ where: id, s });
   }
   return out;
-}
-/** The Docker images a stack's asset manifest asks the deploy to build. */
-function dockerImages(s: Synthesized, part: keyof Synthesized["platform"]) {
-  const manifest = JSON.parse(
-    readFileSync(path.join(s.outdir, `${s.platform[part].artifactId}.assets.json`), "utf8"),
-  ) as { dockerImages?: Record<string, { source: { dockerFile?: string; platform?: string } }> };
-  return Object.values(manifest.dockerImages ?? {}).map(({ source }) => ({
-    dockerFile: source.dockerFile,
-    platform: source.platform,
-  }));
 }
 const list = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
 
@@ -356,6 +350,17 @@ describe("functions", () => {
     expect(envOf(byLogicalPrefix(t, "AWS::Lambda::Function", "Migrate")).PREFLOOP_MIGRATIONS_DIR).toBe(
       "/var/task/migrations",
     );
+  });
+
+  it("with the Lambda generator there is no GPU generator: no generator stack, no ECS anywhere", () => {
+    for (const s of [d, p]) {
+      expect(s.platform.generator).toBeUndefined();
+      expect(s.assembly.stacks.map((st) => st.stackName).some((n) => n.endsWith("-generator"))).toBe(false);
+      for (const t of all(s)) {
+        expect(t.findResources("AWS::ECS::Service")).toEqual({});
+        expect(t.findResources("AWS::ECS::TaskDefinition")).toEqual({});
+      }
+    }
   });
 
   it("consumes the generation and results queues with partial batch failures", () => {
