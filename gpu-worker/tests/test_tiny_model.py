@@ -19,7 +19,7 @@ def test_checksums_match(tiny_model_dir, tiny_onnx_dir):
 
 def test_models_folder_fits_the_budget():
     total = sum(p.stat().st_size for p in (REPO / "models").rglob("*") if p.is_file())
-    assert total <= 40 * 1024 * 1024, f"models/ is {total / 2**20:.1f} MiB"
+    assert total <= 80 * 1024 * 1024, f"models/ is {total / 2**20:.1f} MiB"
 
 
 def test_recorded_training_and_evaluation(tiny_model_dir):

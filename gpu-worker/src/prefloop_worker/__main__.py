@@ -12,7 +12,7 @@ import sys
 
 # name -> (module, help). Each module has `add_arguments(parser)` and `run(args) -> int | None`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "make-tiny-model": ("prefloop_worker.tiny.cli", "train the tiny shapes model from scratch"),
+    "make-tiny-model": ("prefloop_worker.tiny.cli", "train a tiny shapes model (SD- or SDXL-shaped) from scratch"),
     "evaluate-tiny": ("prefloop_worker.tiny.evaluate", "judge the model on held-out prompts; contact sheet"),
     "checksums": ("prefloop_worker.tiny.checksums", "write or verify a folder's checksums.sha256"),
     "export-onnx": ("prefloop_worker.export.cli", "export an SD-family pipeline folder to ONNX with LoRA inputs"),

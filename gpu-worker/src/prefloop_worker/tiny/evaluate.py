@@ -1,5 +1,8 @@
 """`evaluate-tiny`: judge a shapes model on held-out prompts and draw a contact sheet.
 
+Any pipeline folder of a supported family (SD 1.x/2.x or SDXL: the folder's model_index.json says
+which), sampled with the folder's own scheduler.
+
 Writes ``evaluation.json`` (colour-match rate and the other judge rates) and ``contact_sheet.png``
 (rows = prompts, columns = seeds; the first column is the reference rendering) into the model folder.
 """
@@ -15,9 +18,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..family import model_family
 from ..shapes import caption_of, heldout_scenes, judge, render_scene
 
-EVAL_SETTINGS = {"scheduler": "DDIMScheduler (model default)", "steps": 20, "guidance_scale": 4.0, "seed_base": 0}
+EVAL_SETTINGS = {"steps": 20, "guidance_scale": 4.0, "seed_base": 0}
 
 
 EVAL_BATCH = 50
@@ -33,13 +37,20 @@ def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: f
     return images
 
 
-def evaluate(model_dir: str | Path, prompts_count: int = 200, steps: int = 20, guidance: float = 4.0) -> dict:
-    from diffusers import StableDiffusionPipeline
-
-    torch.set_num_threads(2)
-    model_dir = Path(model_dir)
-    pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None)
+def load_pipeline(model_dir: str | Path):
+    """The folder's own pipeline class (model_index.json), progress bars off."""
+    family = model_family(model_dir)
+    extra = {"safety_checker": None} if family.name == "sd" else {}
+    pipe = family.pipeline_class().from_pretrained(model_dir, **extra)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def evaluate(model_dir: str | Path, prompts_count: int = 200, steps: int = 20, guidance: float = 4.0,
+             threads: int = 2) -> dict:
+    torch.set_num_threads(threads)
+    model_dir = Path(model_dir)
+    pipe = load_pipeline(model_dir)
     scenes = heldout_scenes(prompts_count)
     prompts = [caption_of(s) for s in scenes]
     started = time.time()
@@ -49,7 +60,9 @@ def evaluate(model_dir: str | Path, prompts_count: int = 200, steps: int = 20, g
     rate = lambda xs: round(float(np.mean(xs)), 4)  # noqa: E731
     result = {
         "prompts": f"first {len(prompts)} held-out captions (prefloop_worker.shapes.heldout_scenes), never seen in training",
-        "settings": {**EVAL_SETTINGS, "steps": steps, "guidance_scale": guidance, "seeds": "seed i for prompt i"},
+        "pipeline": type(pipe).__name__,
+        "settings": {"scheduler": f"{type(pipe.scheduler).__name__} (model default)", **EVAL_SETTINGS, "steps": steps,
+                     "guidance_scale": guidance, "seeds": "seed i for prompt i"},
         "n": len(prompts),
         "colour_match_rate": rate([s.colour_match for s in scores]),
         "background_match_rate": rate([s.background_match for s in scores]),
@@ -62,7 +75,8 @@ def evaluate(model_dir: str | Path, prompts_count: int = 200, steps: int = 20, g
             [judge(render_scene(s, i), p).score for i, (s, p) in enumerate(zip(scenes, prompts, strict=True))]
         ),
         "seconds": round(time.time() - started, 1),
-        "command": f"python -m prefloop_worker evaluate-tiny --model {model_dir} --prompts {prompts_count}",
+        "command": f"python -m prefloop_worker evaluate-tiny --model {model_dir} --prompts {prompts_count}"
+        + (f" --threads {threads}" if threads != 2 else ""),
         "batch": EVAL_BATCH,
         # per prompt, so a test can regenerate a batch and check these numbers were not typed in
         "per_prompt": [
@@ -99,9 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--threads", type=int, default=2)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate(args.model, args.prompts, args.steps, args.guidance)
+    result = evaluate(args.model, args.prompts, args.steps, args.guidance, args.threads)
     print(json.dumps(result, indent=2))
     return 0

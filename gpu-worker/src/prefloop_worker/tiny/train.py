@@ -1,7 +1,10 @@
-"""Train the tiny shapes model from scratch: VAE first, then UNet + text encoder on its latents.
+"""Train a tiny shapes model from scratch: VAE first, then UNet + text encoder(s) on its latents.
 
 One reproducible command (``python -m prefloop_worker make-tiny-model``): everything is seeded,
 the settings and the data description are written to ``training.json`` in the output folder.
+``--family sd`` (default) builds the SD 1.x-shaped ``tiny-shapes``; ``--family sdxl`` the
+SDXL-shaped ``tiny-sdxl-shapes`` (two text encoders, pooled text embeds and time ids). Data,
+VAE, tokenizer and the training loop are the same; only the conditioning differs.
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conditioning import encode_sdxl_prompts, time_ids, tokenize
 from ..shapes.grammar import Mulberry32, caption_of, training_scenes
 from ..shapes.render import render_scene
-from .architecture import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG, text_encoder_config
-from .tokenizer import MAX_LENGTH, build_clip_tokenizer
+from .architecture import (
+    SCHEDULER_CONFIG,
+    SDXL_SCHEDULER_CONFIG,
+    SDXL_UNET_CONFIG,
+    UNET_CONFIG,
+    VAE_CONFIG,
+    sdxl_text_encoder_configs,
+    text_encoder_config,
+)
+from .tokenizer import build_clip_tokenizer
 
 
 @dataclass
@@ -35,6 +47,7 @@ class TrainSettings:
     caption_dropout: float = 0.1
     offset_noise: float = 0.3
     threads: int = 2
+    family: str = "sd"  # sd: SD 1.x-shaped (tiny-shapes); sdxl: SDXL-shaped (tiny-sdxl-shapes)
     # Cache, not a setting: a folder from an earlier run with the same seed/images/vae_* settings;
     # its VAE is the one this run would train (the VAE stage is deterministic), so skip training it.
     reuse_vae: str = ""
@@ -130,16 +143,60 @@ def encode_all(vae, images: torch.Tensor, device: str) -> tuple[torch.Tensor, to
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(unet, text_encoder, tokenizer, scheduler, latents, latent_stds, captions, settings, device, generator):
-    unet.train()
-    text_encoder.train()
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=settings.unet_lr, weight_decay=1e-2)
+def index_captions(captions: list[str]) -> tuple[list[str], torch.Tensor, int]:
+    """Distinct captions (sorted, then the empty one), each training image's index into them, and
+    the empty caption's index."""
     unique = sorted(set(captions)) + [""]
-    ids = tokenizer(unique, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
     index_of = {c: i for i, c in enumerate(unique)}
-    caption_index = torch.tensor([index_of[c] for c in captions])
-    empty = index_of[""]
+    return unique, torch.tensor([index_of[c] for c in captions]), index_of[""]
+
+
+class SDConditioner:
+    """SD 1.x: the text encoder's last hidden state; a dropped caption is the empty caption."""
+
+    def __init__(self, text_encoder, tokenizer, captions: list[str], device: str):
+        self.text_encoder, self.device = text_encoder, device
+        unique, self.caption_index, self.empty = index_captions(captions)
+        self.ids = tokenize(tokenizer, unique)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.text_encoder]
+
+    def __call__(self, idx: torch.Tensor, drop: torch.Tensor):
+        cap = self.caption_index[idx].clone()
+        cap[drop] = self.empty
+        return self.text_encoder(self.ids[cap].to(self.device)).last_hidden_state, None
+
+
+class SDXLConditioner:
+    """SDXL: both encoders' penultimate hidden states, the second's pooled output and the time ids
+    (:mod:`prefloop_worker.conditioning`). A dropped caption is all zeros, hidden and pooled: what
+    the pipeline feeds as the unconditional input (``force_zeros_for_empty_prompt``)."""
+
+    def __init__(self, text_encoders, tokenizers, captions: list[str], device: str, size: int):
+        self.text_encoders, self.device = list(text_encoders), device
+        unique, self.caption_index, _ = index_captions(captions)
+        self.ids = [tokenize(t, unique) for t in tokenizers]
+        # every training image is a whole render at the model's size: no resize, no crop
+        self.time_ids = time_ids([(size, size)], [(0, 0)], (size, size))
+
+    def modules(self) -> list[torch.nn.Module]:
+        return self.text_encoders
+
+    def __call__(self, idx: torch.Tensor, drop: torch.Tensor):
+        cap = self.caption_index[idx]
+        hidden, pooled = encode_sdxl_prompts(self.text_encoders, [ids[cap].to(self.device) for ids in self.ids])
+        keep = (~drop).to(self.device, hidden.dtype)
+        added = {"text_embeds": pooled * keep[:, None], "time_ids": self.time_ids.expand(len(idx), -1).to(self.device)}
+        return hidden * keep[:, None, None], added
+
+
+def train_unet(unet, conditioner, scheduler, latents, latent_stds, settings, device, generator):
+    modules = [unet, *conditioner.modules()]
+    for module in modules:
+        module.train()
+    params = [p for module in modules for p in module.parameters()]
+    opt = torch.optim.AdamW(params, lr=settings.unet_lr, weight_decay=1e-2)
     alphas = scheduler.alphas_cumprod.to(device)
     for step in range(settings.unet_steps):
         for group in opt.param_groups:
@@ -147,9 +204,7 @@ def train_unet(unet, text_encoder, tokenizer, scheduler, latents, latent_stds, c
         idx = torch.randint(0, latents.shape[0], (settings.unet_batch,), generator=generator)
         noise_latent = torch.randn(latents[idx].shape, generator=generator)
         x0 = (latents[idx] + latent_stds[idx] * noise_latent) * scheduler_scaling(unet)
-        cap = caption_index[idx].clone()
         drop = torch.rand(settings.unet_batch, generator=generator) < settings.caption_dropout
-        cap[drop] = empty
         t = torch.randint(0, scheduler.config.num_train_timesteps, (settings.unet_batch,), generator=generator)
         eps = torch.randn(x0.shape, generator=generator)
         # Offset noise: a per-sample, per-channel constant in the noise, so the model cannot read the
@@ -158,8 +213,8 @@ def train_unet(unet, text_encoder, tokenizer, scheduler, latents, latent_stds, c
         a = alphas[t.to(device)].view(-1, 1, 1, 1)
         x0, eps = x0.to(device), eps.to(device)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        hidden = text_encoder(ids[cap].to(device)).last_hidden_state
-        pred = unet(xt, t.to(device), hidden).sample
+        hidden, added = conditioner(idx, drop)
+        pred = unet(xt, t.to(device), hidden, added_cond_kwargs=added).sample
         loss = (pred - eps).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,18 +222,68 @@ def train_unet(unet, text_encoder, tokenizer, scheduler, latents, latent_stds, c
         opt.step()
         if step % 100 == 0 or step == settings.unet_steps - 1:
             log(f"unet step {step} loss {loss.item():.4f}")
-    unet.eval()
-    text_encoder.eval()
+    for module in modules:
+        module.eval()
 
 
 def scheduler_scaling(unet) -> float:
     return unet._prefloop_latent_scale  # set by make_tiny_model
 
 
-def make_tiny_model(out: str | Path, settings: TrainSettings) -> Path:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+def build_sd(tokenizer, vae, device):
+    """Untrained SD 1.x-shaped parts: (conditioner factory, unet, pipeline factory, parameter counts)."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(**text_encoder_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
+    ).to(device)
+    unet = UNet2DConditionModel(**UNET_CONFIG).to(device)
+
+    def pipeline():
+        return StableDiffusionPipeline(
+            vae=vae.cpu(), text_encoder=text_encoder.cpu(), tokenizer=tokenizer, unet=unet.cpu(),
+            scheduler=DDIMScheduler(**SCHEDULER_CONFIG), safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False,
+        )
+
+    return (lambda captions: SDConditioner(text_encoder, tokenizer, captions, device)), unet, pipeline, {
+        "text_encoder": text_encoder}
+
+
+def build_sdxl(tokenizer, vae, device):
+    """Untrained SDXL-shaped parts (two text encoders, a text_time UNet); one tokenizer serves as
+    both, as SDXL's two CLIP tokenizers share their vocabulary."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    first, second = sdxl_text_encoder_configs(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**first)).to(device)
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**second)).to(device)
+    unet = UNet2DConditionModel(**SDXL_UNET_CONFIG).to(device)
+    size = int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def pipeline():
+        return StableDiffusionXLPipeline(
+            vae=vae.cpu(), text_encoder=text_encoder.cpu(), text_encoder_2=text_encoder_2.cpu(), tokenizer=tokenizer,
+            tokenizer_2=tokenizer, unet=unet.cpu(), scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER_CONFIG),
+            force_zeros_for_empty_prompt=True, add_watermarker=False,
+        )
+
+    def conditioner(captions):
+        return SDXLConditioner([text_encoder, text_encoder_2], [tokenizer, tokenizer], captions, device, size)
+
+    return conditioner, unet, pipeline, {"text_encoder": text_encoder, "text_encoder_2": text_encoder_2}
+
+
+BUILDERS = {"sd": build_sd, "sdxl": build_sdxl}
+
+
+def make_tiny_model(out: str | Path, settings: TrainSettings) -> Path:
+    from diffusers import AutoencoderKL, DDPMScheduler
+
+    if settings.family not in BUILDERS:
+        raise ValueError(f"--family must be one of {sorted(BUILDERS)}, not {settings.family!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
@@ -187,8 +292,7 @@ def make_tiny_model(out: str | Path, settings: TrainSettings) -> Path:
     generator = torch.Generator().manual_seed(settings.seed)
     started = time.time()
 
-    tokenizer_dir = out / "tokenizer"
-    tokenizer = build_clip_tokenizer(tokenizer_dir)
+    tokenizer = build_clip_tokenizer(out / "tokenizer")
     log(f"tokenizer: {len(tokenizer)} tokens")
 
     images_u8, captions = make_dataset(settings.images, settings.seed)
@@ -218,30 +322,21 @@ def make_tiny_model(out: str | Path, settings: TrainSettings) -> Path:
     vae.register_to_config(scaling_factor=scale)
     log(f"latent std {means.std().item():.4f} -> scaling_factor {scale:.4f}")
 
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(**text_encoder_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
-    ).to(device)
-    unet = UNet2DConditionModel(**UNET_CONFIG).to(device)
+    conditioner, unet, pipeline, text_encoders = BUILDERS[settings.family](tokenizer, vae, device)
     unet._prefloop_latent_scale = scale
-    scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
-    train_unet(unet, text_encoder, tokenizer, scheduler, means, stds, captions, settings, device, generator)
+    # the training noise schedule (the saved scheduler's betas; DDPM adds noise as every sampler assumes)
+    scheduler = DDPMScheduler(**{k: SCHEDULER_CONFIG[k] for k in ("num_train_timesteps", "beta_start", "beta_end",
+                                                                  "beta_schedule")})
+    train_unet(unet, conditioner(captions), scheduler, means, stds, settings, device, generator)
 
-    pipe = StableDiffusionPipeline(
-        vae=vae.cpu(),
-        text_encoder=text_encoder.cpu(),
-        tokenizer=tokenizer,
-        unet=unet.cpu(),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = pipeline()
     pipe.save_pretrained(str(out))
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     record = {
         "command": "python -m prefloop_worker make-tiny-model --out <dir> "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in asdict(settings).items() if k != "reuse_vae"),
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in asdict(settings).items() if k != "reuse_vae" or v),
         "settings": asdict(settings),
+        "pipeline": type(pipe).__name__,
         "data": {
             "world": "prefloop_worker.shapes (grammar v1)",
             "images": settings.images,
@@ -249,11 +344,7 @@ def make_tiny_model(out: str | Path, settings: TrainSettings) -> Path:
             "heldout": "captions with fnv1a32(caption) % 100 < 10 are never used for training",
             "sampling": "Mulberry32(seed): scene = training_scenes()[below(n)], render seed = next_u32()",
         },
-        "parameters": {
-            "unet": count(unet),
-            "vae": count(vae),
-            "text_encoder": count(text_encoder),
-        },
+        "parameters": {"unet": count(unet), "vae": count(vae), **{k: count(m) for k, m in text_encoders.items()}},
         "vae_scaling_factor": scale,
         "vae": vae_origin,
         "vae_reconstruction_check": vae_check,
