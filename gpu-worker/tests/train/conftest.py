@@ -15,6 +15,13 @@ def tiny_shapes() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl() -> Path:
+    if not synthetic.tiny_sdxl_ready():
+        pytest.skip("needs the tiny SDXL model at models/tiny-sdxl-shapes (make-tiny-model --family sdxl)")
+    return synthetic.TINY_SDXL
+
+
+@pytest.fixture(scope="session")
 def world_snapshot(tmp_path_factory, tiny_shapes) -> Path:
     rows = synthetic.shapes_rows(128, seed=1)
     return synthetic.write_snapshot(tmp_path_factory.mktemp("world") / "snapshot.parquet", rows)

@@ -19,10 +19,15 @@ from prefloop_worker.shapes import Scene, caption_of, render_scene, sample_scene
 
 REPO = Path(__file__).resolve().parents[3]
 TINY_SHAPES = Path(os.environ.get("PREFLOOP_TINY_MODEL") or REPO / "models" / "tiny-shapes")
+TINY_SDXL = Path(os.environ.get("PREFLOOP_TINY_SDXL_MODEL") or REPO / "models" / "tiny-sdxl-shapes")
 
 
 def tiny_shapes_ready() -> bool:
     return (TINY_SHAPES / "unet" / "config.json").exists() and (TINY_SHAPES / "tokenizer").exists()
+
+
+def tiny_sdxl_ready() -> bool:
+    return (TINY_SDXL / "unet" / "config.json").exists() and (TINY_SDXL / "tokenizer_2").exists()
 
 
 def _tokenizer(path: Path):

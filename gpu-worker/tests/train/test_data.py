@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from prefloop_worker.data.images import load_image, paired_views
+from prefloop_worker.data.images import load_image, paired_crop, paired_views
 from prefloop_worker.data.snapshot import SnapshotOptions, read_snapshot
 from prefloop_worker.shapes.grammar import PALETTE
 
@@ -192,3 +192,18 @@ def test_paired_views_share_crop_and_flip():
     assert a.shape == b.shape == (3, 64, 64)
     assert torch.allclose(b - a, torch.full_like(a, 100 / 127.5), atol=1e-5)  # same window, same flip
     assert a[0, 0, 0] > a[0, 0, -1]  # flipped: the gradient now decreases
+
+
+def test_paired_crop_reports_sdxl_micro_conditioning():
+    """Original size (h, w) of the first image; the crop window's (top, left) in the resized image,
+    measured in the flipped image when flipped (what the pixels at the window's left edge were)."""
+    columns = np.tile(np.arange(96, dtype=np.uint8)[None, :, None], (80, 1, 3))
+    w, l = Image.fromarray(columns), Image.fromarray(columns).resize((48, 40))
+    views = paired_crop(w, l, 64)  # 96×80 → 77×64: centre window at left 6
+    assert views.original_size == (80, 96) and views.crop_top_left == (0, 6)
+    flipped = paired_crop(w, l, 64, flip=True)
+    assert flipped.crop_top_left == (0, 77 - 64 - 6)
+    assert torch.equal(flipped.first, views.first.flip(-1)) and flipped.second.shape == (3, 64, 64)
+    g = torch.Generator().manual_seed(5)
+    lefts = {paired_crop(w, l, 64, random_crop=True, generator=g).crop_top_left for _ in range(20)}
+    assert all(top == 0 and 0 <= left <= 13 for top, left in lefts) and len(lefts) > 3

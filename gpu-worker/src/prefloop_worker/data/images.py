@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,17 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def paired_views(
+@dataclass
+class PairedViews:
+    """Both images of a pair, cropped alike, and what SDXL's micro-conditioning reads from them."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    original_size: tuple[int, int]  # (height, width) of the first image as decoded
+    crop_top_left: tuple[int, int]  # (top, left) of the crop window in the resized image the crop was taken from
+
+
+def paired_crop(
     winner: Image.Image,
     loser: Image.Image,
     size: int,
@@ -49,8 +60,14 @@ def paired_views(
     random_crop: bool = False,
     flip: bool = False,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize both to ``size`` on the short side, then the same crop window and flip for both."""
+) -> PairedViews:
+    """Resize both to ``size`` on the short side, then the same crop window and flip for both.
+
+    The second image is brought to the first's size (as diffusers' SDXL DPO script brings
+    ``jpg_1`` to ``jpg_0``'s), so the first's size is the pair's original size. A flipped crop's
+    top-left is measured in the flipped image, as the script (which flips before cropping) does.
+    """
+    original_size = (winner.height, winner.width)
     winner, loser = resize_short_side(winner, size), resize_short_side(loser, size)
     if loser.size != winner.size:
         loser = loser.resize(winner.size, Image.BILINEAR)
@@ -64,4 +81,19 @@ def paired_views(
     a, b = to_tensor(winner.crop(box)), to_tensor(loser.crop(box))
     if flip:
         a, b = a.flip(-1), b.flip(-1)
-    return a, b
+        left = w - size - left
+    return PairedViews(a, b, original_size, (top, left))
+
+
+def paired_views(
+    winner: Image.Image,
+    loser: Image.Image,
+    size: int,
+    *,
+    random_crop: bool = False,
+    flip: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two cropped tensors of :func:`paired_crop`."""
+    views = paired_crop(winner, loser, size, random_crop=random_crop, flip=flip, generator=generator)
+    return views.first, views.second

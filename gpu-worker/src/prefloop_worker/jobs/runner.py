@@ -140,6 +140,7 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
     ``on_progress`` receives each ``training_progress`` message (validated). Raises on failure;
     the caller decides whether that is reported (see ``failure_result``).
     """
+    from ..family import model_family
     from ..train.config import config_from_job
     from ..train.model import LORA_TARGETS, model_sha256
     from ..train.objectives import formula
@@ -164,6 +165,7 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
     base_path = blobstore.fetch(payload["baseModelUri"], blobs)
     dataset_path = blobstore.fetch(payload["datasetUri"], blobs)
     base_sha256 = model_sha256(base_path)
+    family = model_family(base_path)
     parent_path, parent_name = (None, None)
     if payload.get("parentAdapterUri"):
         parent_path, parent_name = fetch_parent(payload, blobs, base_sha256)
@@ -214,6 +216,8 @@ def run_job(job: dict, *, work_dir: str | os.PathLike | None = None, log=None, o
         "baseModelId": payload["baseModelId"],
         "baseModelUri": payload["baseModelUri"],
         "baseModelSha256": base_sha256,
+        "family": family.name,
+        "pipeline": family.pipeline,
         "parentAdapterId": payload.get("parentAdapterId") if parent_path else None,
         "parentAdapterUri": payload.get("parentAdapterUri"),
         "datasetSnapshotId": payload["datasetSnapshotId"],

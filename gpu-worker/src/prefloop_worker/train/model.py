@@ -1,4 +1,4 @@
-"""Base-model loading, LoRA injection and the diffusers-format adapter save."""
+"""Base-model loading (SD 1.x/2.x and SDXL), LoRA injection and the diffusers-format adapter save."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from pathlib import Path
 
 import torch
 
+from ..conditioning import encode_sdxl_prompts, tokenize
+from ..family import ModelFamily, model_family
+
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
 
 
 @dataclass
 class BaseModel:
-    """The frozen parts of an SD-architecture model a preference trainer needs."""
+    """The frozen parts of an SD- or SDXL-architecture model a preference trainer needs."""
 
     path: Path
     tokenizer: object
@@ -25,6 +28,26 @@ class BaseModel:
     vae: torch.nn.Module
     unet: torch.nn.Module
     noise_scheduler: object  # DDPMScheduler built from the model's scheduler config
+    family: ModelFamily = ModelFamily("sd", "StableDiffusionPipeline")
+    tokenizer_2: object = None  # SDXL only
+    text_encoder_2: torch.nn.Module | None = None  # SDXL only: CLIPTextModelWithProjection
+    zeros_for_empty_prompt: bool = False  # SDXL's force_zeros_for_empty_prompt: the unconditional input is zeros
+
+    @property
+    def text_encoders(self) -> list[torch.nn.Module]:
+        return [m for m in (self.text_encoder, self.text_encoder_2) if m is not None]
+
+    @torch.no_grad()
+    def encode_prompts(self, captions: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(encoder_hidden_states, pooled)`` per caption, as the family's pipeline encodes a prompt.
+
+        SD: the last hidden state and the pooled output; SDXL: both encoders' penultimate hidden
+        states concatenated and the second encoder's projected pooled output (``text_embeds``)."""
+        if not self.family.is_sdxl:
+            out = self.text_encoder(tokenize(self.tokenizer, captions).to(device))
+            return out[0], out[1]
+        ids = [tokenize(t, captions).to(device) for t in (self.tokenizer, self.tokenizer_2)]
+        return encode_sdxl_prompts(self.text_encoders, ids)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -36,21 +59,32 @@ class BaseModel:
 
 
 def load_base_model(path: str | os.PathLike) -> BaseModel:
-    """Load tokenizer, text encoder, VAE, UNet and a DDPM training scheduler from a diffusers folder."""
+    """Load tokenizer(s), text encoder(s), VAE, UNet and a DDPM training scheduler from a diffusers
+    folder; the family (SD or SDXL) is the folder's model_index.json ``_class_name``."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     path = Path(path)
+    family = model_family(path)
     tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder")
     vae = AutoencoderKL.from_pretrained(path / "vae")
     unet = UNet2DConditionModel.from_pretrained(path / "unet")
     sched_cfg = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
     noise_scheduler = DDPMScheduler.from_config(sched_cfg)
-    for module in (text_encoder, vae, unet):
-        module.requires_grad_(False)
-        module.eval()
-    return BaseModel(path, tokenizer, text_encoder, vae, unet, noise_scheduler)
+    extra = {}
+    if family.is_sdxl:
+        index = json.loads((path / "model_index.json").read_text())
+        extra = dict(
+            tokenizer_2=CLIPTokenizer.from_pretrained(path / "tokenizer_2"),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(path / "text_encoder_2"),
+            zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
+        )
+    for module in (text_encoder, extra.get("text_encoder_2"), vae, unet):
+        if module is not None:
+            module.requires_grad_(False)
+            module.eval()
+    return BaseModel(path, tokenizer, text_encoder, vae, unet, noise_scheduler, family, **extra)
 
 
 def model_sha256(path: str | os.PathLike) -> str:
@@ -116,23 +150,24 @@ def load_lora_state(unet, state: dict[str, torch.Tensor]) -> None:
         raise ValueError(f"unexpected LoRA keys in checkpoint: {unexpected[:5]}")
 
 
-def save_diffusers_lora(unet, directory: str | os.PathLike, config) -> Path:
-    """Write ``pytorch_lora_weights.safetensors`` so ``pipe.load_lora_weights(directory)`` loads it.
+def save_diffusers_lora(unet, directory: str | os.PathLike, config, family: ModelFamily | None = None) -> Path:
+    """Write ``pytorch_lora_weights.safetensors`` so ``pipe.load_lora_weights(directory)`` loads it
+    (``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``: the family's own saver).
 
     Uses diffusers' own save path with peft-layout keys (``unet.<module>.lora_A.weight`` /
     ``.lora_B.weight``, what the ONNX exporter's manifest names); the LoRA config (rank, alpha,
     targets) goes into the safetensors metadata so the loader applies the right ``alpha / rank``.
     """
-    from diffusers import StableDiffusionPipeline
     from peft.utils import get_peft_model_state_dict
 
+    pipeline = (family or ModelFamily("sd", "StableDiffusionPipeline")).pipeline_class()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(unet).items()}
     layers = state
     metadata = config.to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in metadata.items()}
-    StableDiffusionPipeline.save_lora_weights(
+    pipeline.save_lora_weights(
         save_directory=str(directory),
         unet_lora_layers=layers,
         weight_name=ADAPTER_WEIGHTS,

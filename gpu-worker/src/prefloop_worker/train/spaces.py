@@ -10,6 +10,9 @@
   ``(f(x̂) - f(x)).pow(2).mean(C,H,W)`` of one feature map: the **last down block's output**
   (``ncp_features = "last-down"``; ``"mid"`` = the mid block, the code's ``--use_middle_states``).
 
+  An SDXL UNet's encoder gets the same pooled text embeds and time ids as the UNet (the NCP
+  code's ``train_SDXL.py`` passes the UNet's ``added_cond_kwargs`` to it).
+
   Kept as options: ``ncp_step = "ddim"`` (a deterministic DDIM step with a stride of
   ``1000 / ncp_sampler_steps`` timesteps) and ``ncp_features = "sum-levels"`` (the sum over every
   down block and the mid block of each level's mean squared distance).
@@ -32,16 +35,22 @@ def _bcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class NoiseConditionedFeatures(nn.Module):
-    """A frozen copy of a UNet's encoder half: time embedding, ``conv_in``, down blocks, mid block."""
+    """A frozen copy of a UNet's encoder half: time embedding, ``conv_in``, down blocks, mid block.
+
+    Conditioned as the UNet is: SD's optional pooled-text embedding (``addition_embed_type
+    "text"``), or SDXL's pooled text embeds and time ids (``"text_time"``, passed as
+    ``added_cond_kwargs``, as the NCP code's SDXL trainer passes them to its encoder).
+    """
 
     def __init__(self, unet: nn.Module, levels: str = "sum-levels"):
         super().__init__()
         self.levels = levels
         self.addition_embed_type = getattr(unet.config, "addition_embed_type", None)
-        if self.addition_embed_type not in (None, "text") or getattr(unet, "class_embedding", None) is not None \
+        if self.addition_embed_type not in (None, "text", "text_time") or getattr(unet, "class_embedding", None) is not None \
                 or getattr(unet, "encoder_hid_proj", None) is not None or getattr(unet, "time_embed_act", None) is not None:
-            raise NotImplementedError("NCP features support SD 1.x/2.x-style UNets (text-only added embedding at most)")
-        self.add_embedding = copy.deepcopy(unet.add_embedding) if self.addition_embed_type == "text" else None
+            raise NotImplementedError("NCP features support SD 1.x/2.x- and SDXL-style UNets (text or text_time added embeddings)")
+        self.add_embedding = copy.deepcopy(unet.add_embedding) if self.addition_embed_type else None
+        self.add_time_proj = copy.deepcopy(unet.add_time_proj) if self.addition_embed_type == "text_time" else None
         self.time_proj = copy.deepcopy(unet.time_proj)
         self.time_embedding = copy.deepcopy(unet.time_embedding)
         self.conv_in = copy.deepcopy(unet.conv_in)
@@ -50,11 +59,22 @@ class NoiseConditionedFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor) -> list[torch.Tensor]:
+    def _added(self, emb, encoder_hidden_states, added_cond_kwargs):
+        """The added embedding, as ``UNet2DConditionModel.get_aug_embed`` computes it."""
+        if self.addition_embed_type == "text":
+            return self.add_embedding(encoder_hidden_states)
+        if not added_cond_kwargs or "text_embeds" not in added_cond_kwargs or "time_ids" not in added_cond_kwargs:
+            raise ValueError("an SDXL UNet's features need added_cond_kwargs with text_embeds and time_ids")
+        text_embeds = added_cond_kwargs["text_embeds"]
+        time_embeds = self.add_time_proj(added_cond_kwargs["time_ids"].flatten()).reshape((text_embeds.shape[0], -1))
+        return self.add_embedding(torch.concat([text_embeds, time_embeds], dim=-1).to(emb.dtype))
+
+    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                added_cond_kwargs: dict | None = None) -> list[torch.Tensor]:
         t_emb = self.time_proj(timesteps).to(dtype=sample.dtype)
         emb = self.time_embedding(t_emb)
-        if self.add_embedding is not None:  # addition_embed_type "text", as UNet2DConditionModel does
-            emb = emb + self.add_embedding(encoder_hidden_states)
+        if self.addition_embed_type is not None:
+            emb = emb + self._added(emb, encoder_hidden_states, added_cond_kwargs)
         h = self.conv_in(sample)
         features = []
         for block in self.down_blocks:
@@ -97,7 +117,8 @@ class Space:
 
     needs_variance_noise = False
 
-    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None):
+    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None,
+                added_cond_kwargs=None):
         """Per-step state shared by the policy and reference distances (the target)."""
         return self.regression_target(latents, noise, timesteps)
 
@@ -166,19 +187,21 @@ class NCPSpace(Space):
         std = torch.where(_bcast(timesteps, noisy) > 0, variance.sqrt(), torch.zeros_like(variance))
         return mean + std * variance_noise.float()
 
-    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None):
+    def prepare(self, latents, noise, noisy, timesteps, encoder_hidden_states, variance_noise=None,
+                added_cond_kwargs=None):
+        """The target's features, and what the distances need again (SDXL: the added conditioning)."""
         if self.needs_variance_noise and variance_noise is None:
             raise ValueError("the DDPM step of the NCP space needs variance noise")
         _, _, prev_t = self._alpha(timesteps)
         target = self._step(noise, noisy, timesteps, variance_noise)  # the true noise: x0 = latents
         with torch.no_grad():
-            feats = self.features(target.to(noisy.dtype), prev_t, encoder_hidden_states)
-        return [f.detach() for f in feats], prev_t, variance_noise
+            feats = self.features(target.to(noisy.dtype), prev_t, encoder_hidden_states, added_cond_kwargs)
+        return [f.detach() for f in feats], prev_t, variance_noise, added_cond_kwargs
 
     def distance(self, pred, state, noisy, timesteps, encoder_hidden_states) -> torch.Tensor:
-        target_feats, prev_t, variance_noise = state
+        target_feats, prev_t, variance_noise, added_cond_kwargs = state
         x_prev = self._step(self._eps(pred, noisy, timesteps), noisy, timesteps, variance_noise)
-        feats = self.features(x_prev.to(noisy.dtype), prev_t, encoder_hidden_states)
+        feats = self.features(x_prev.to(noisy.dtype), prev_t, encoder_hidden_states, added_cond_kwargs)
         total = 0
         for f, g in zip(feats, target_feats):
             err = (f.float() - g.float()) ** 2

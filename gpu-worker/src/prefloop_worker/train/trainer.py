@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.images import load_image, paired_views
+from ..conditioning import time_ids
+from ..data.images import load_image, paired_crop
 from ..data.snapshot import PairStream, PreferencePair, SnapshotOptions, SnapshotScan, scan
 from ..logs import stderr_log
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -90,11 +91,9 @@ class PairEncoder:
         missing = sorted({c for c in captions if self.cache.get(("text", c)) is None})
         fresh = {}
         if missing:
-            tok = self.base.tokenizer
-            ids = tok(missing, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
-            out = self.base.text_encoder(ids.to(self.device))
+            hidden, pooled = self.base.encode_prompts(missing, self.device)
             for j, caption in enumerate(missing):
-                fresh[caption] = (out[0][j].to(self.dtype).clone(), out[1][j].float().clone())  # not views of the batch
+                fresh[caption] = (hidden[j].to(self.dtype).clone(), pooled[j].float().clone())  # not views of the batch
                 self.cache.put(("text", caption), fresh[caption])
         got = [fresh.get(c) or self.cache.get(("text", c)) for c in captions]
         return torch.stack([g[0] for g in got]), torch.stack([g[1] for g in got])
@@ -102,27 +101,30 @@ class PairEncoder:
     def _views(self, pair: PreferencePair, flip: bool, generator=None):
         w = load_image(pair.winner, self.base_dir, self.read_blob)
         l = load_image(pair.loser, self.base_dir, self.read_blob)
-        return paired_views(w, l, self.resolution, random_crop=self.cfg.random_crop, flip=flip, generator=generator)
+        return paired_crop(w, l, self.resolution, random_crop=self.cfg.random_crop, flip=flip, generator=generator)
 
     @torch.no_grad()
     def latent_dists(self, pairs: list[PreferencePair], flips: list[bool], generator=None):
-        """(mean, std) of first and second latents: 4 tensors ``[B, C, h, w]``."""
+        """(mean, std) of first and second latents (4 tensors ``[B, C, h, w]``) and each pair's
+        SDXL time ids ``[B, 6]``: its original size, crop top-left and the training resolution."""
         cacheable = not self.cfg.random_crop
         keys = [(pair.key, f) for pair, f in zip(pairs, flips)]
         found = {k: self.cache.get(("latent", k)) for k in keys} if cacheable else {}
         todo = [i for i, k in enumerate(keys) if found.get(k) is None]
         if todo:
             views = [self._views(pairs[i], flips[i], generator) for i in todo]
-            pixels = torch.stack([v[0] for v in views] + [v[1] for v in views])
+            pixels = torch.stack([v.first for v in views] + [v.second for v in views])
             dist = self.base.vae.encode(pixels.to(self.device, self.dtype)).latent_dist
             mean, std = dist.mean.float(), dist.std.float()
+            size = (self.resolution, self.resolution)
+            ids = time_ids([v.original_size for v in views], [v.crop_top_left for v in views], size).to(self.device)
             n = len(todo)
             for j, i in enumerate(todo):
-                entry = (mean[j], std[j], mean[n + j], std[n + j])
+                entry = (mean[j], std[j], mean[n + j], std[n + j], ids[j])
                 found[keys[i]] = entry
                 if cacheable:
                     self.cache.put(("latent", keys[i]), tuple(t.clone() for t in entry))
-        return tuple(torch.stack([found[k][c] for k in keys]) for c in range(4))
+        return tuple(torch.stack([found[k][c] for k in keys]) for c in range(5))
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Batch:
     variance_noise: torch.Tensor | None
     desirable: torch.Tensor  # [images·B] bools (KTO)
     winners_only: bool
+    added: dict | None = None  # SDXL: the UNet's added_cond_kwargs per image (text_embeds, time_ids)
 
 
 class PreferenceTrainer:
@@ -174,7 +177,8 @@ class PreferenceTrainer:
             self.log(self.precision_note)
         self.weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(acc.mixed_precision, torch.float32)
         base = load_base_model(cfg.base_model)
-        base.text_encoder.to(device, self.weight_dtype)
+        for text_encoder in base.text_encoders:
+            text_encoder.to(device, self.weight_dtype)
         base.vae.to(device, self.weight_dtype)
         base.unet.to(device, self.weight_dtype)
         self.base = base
@@ -247,10 +251,9 @@ class PreferenceTrainer:
                winners_only: bool = False, independent_noise: bool = False) -> Batch:
         cfg = self.cfg
         flips = [bool(cfg.flip and torch.rand((), generator=generator) < 0.5) for _ in pairs] if train else [False] * len(pairs)
-        captions = [p.caption for p in pairs]
-        if dropout > 0:
-            captions = ["" if torch.rand((), generator=generator) < dropout else c for c in captions]
-        w_mean, w_std, l_mean, l_std = self.encoder.latent_dists(pairs, flips, generator if cfg.random_crop else None)
+        dropped = [bool(dropout > 0 and torch.rand((), generator=generator) < dropout) for _ in pairs]
+        captions = ["" if d else p.caption for p, d in zip(pairs, dropped)]
+        w_mean, w_std, l_mean, l_std, size_ids = self.encoder.latent_dists(pairs, flips, generator if cfg.random_crop else None)
         if sample_latents:
             w = w_mean + w_std * torch.randn(w_mean.shape, generator=generator).to(w_mean.device)
             l = l_mean + l_std * torch.randn(l_mean.shape, generator=generator).to(l_mean.device)
@@ -259,6 +262,13 @@ class PreferenceTrainer:
         images = 1 if winners_only else 2
         latents = (w if winners_only else torch.cat([w, l])) * self.encoder.scaling
         hidden, pooled = self.encoder.text(captions)
+        if self.base.zeros_for_empty_prompt and any(dropped):  # SDXL's unconditional input: zeros
+            keep = ~torch.tensor(dropped, device=hidden.device)
+            hidden, pooled = hidden * keep[:, None, None].to(hidden.dtype), pooled * keep[:, None].to(pooled.dtype)
+        added = None
+        if self.base.family.is_sdxl:  # as diffusers' SDXL DPO script: the pair's ids and pooled embeds, per image
+            added = {"text_embeds": pooled.to(self.weight_dtype).repeat(images, 1),
+                     "time_ids": size_ids.to(self.weight_dtype).repeat(images, 1)}
         b = len(pairs)
         draws = b * images if independent_noise else b
         repeat = 1 if independent_noise else images
@@ -270,20 +280,20 @@ class PreferenceTrainer:
             variance = torch.randn((draws, *latents.shape[1:]), generator=generator).to(latents.device).repeat(repeat, 1, 1, 1)
         desirable = torch.tensor([p.desirable[0] for p in pairs] + ([] if winners_only else [p.desirable[1] for p in pairs]))
         return Batch(latents, noise.repeat(repeat, 1, 1, 1), t.repeat(repeat), hidden.repeat(images, 1, 1), pooled,
-                     variance, desirable.to(latents.device), winners_only)
+                     variance, desirable.to(latents.device), winners_only, added)
 
     def _distances(self, batch: Batch, *, grad: bool, need_ref: bool = True, extra_latent: bool = False):
         acc = self.accelerator
-        latents, noise, t, hidden = batch.latents, batch.noise, batch.timesteps, batch.hidden
+        latents, noise, t, hidden, added = batch.latents, batch.noise, batch.timesteps, batch.hidden, batch.added
         noisy = self.base.noise_scheduler.add_noise(latents, noise, t).to(self.weight_dtype)
-        state = self.space.prepare(latents, noise, noisy, t, hidden, batch.variance_noise)
+        state = self.space.prepare(latents, noise, noisy, t, hidden, batch.variance_noise, added_cond_kwargs=added)
         out = {}
         with torch.set_grad_enabled(grad), acc.autocast():
-            pred = (self.unet if grad else self.raw_unet)(noisy, t, hidden).sample
+            pred = (self.unet if grad else self.raw_unet)(noisy, t, hidden, added_cond_kwargs=added).sample
             out["model"] = self.space.distance(pred, state, noisy, t, hidden)
         if need_ref:
             with torch.no_grad(), self.reference(), acc.autocast():
-                ref_pred = self.raw_unet(noisy, t, hidden).sample
+                ref_pred = self.raw_unet(noisy, t, hidden, added_cond_kwargs=added).sample
                 out["ref"] = self.space.distance(ref_pred, state, noisy, t, hidden)
         if extra_latent and self.space.name != "latent":
             with torch.no_grad():
@@ -602,7 +612,7 @@ class PreferenceTrainer:
         adapter_dir = None
         if acc.is_main_process:
             adapter_dir = Path(cfg.output_dir)
-            save_diffusers_lora(self.raw_unet, adapter_dir, self.lora_config)
+            save_diffusers_lora(self.raw_unet, adapter_dir, self.lora_config, self.base.family)
         summary = self.summary(elapsed, step - resumed, skipped)
         return TrainResult(adapter_dir, step, summary, completed=True, resumed_from=resumed)
 
