@@ -27,3 +27,7 @@ trainer = PreferenceTrainer(cfg, log=lambda m: None)
 result = trainer.train()
 if trainer.accelerator.is_main_process:
     (out / "ranks.json").write_text(json.dumps({"world": trainer.accelerator.num_processes, "resumed_from": result.resumed_from}))
+# leave the process group together: a rank that exits while the other still holds gloo threads aborts it
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

@@ -603,6 +603,8 @@ class PreferenceTrainer:
             bar.close()
             if self.metrics_file:
                 self.metrics_file.close()
+            # every rank stops at the same step: none leaves while another is still in a collective
+            acc.wait_for_everyone()
             return TrainResult(None, step, {}, completed=False, resumed_from=resumed)
         bar.close()
         if self.metrics_file:
