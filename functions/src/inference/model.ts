@@ -1,7 +1,9 @@
 /**
- * An exported base model folder (`prefloop-onnx-sd/1`, written by the worker's ONNX exporter):
- * manifest.json, text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/. Read from a local
- * folder, or copied once from a blob-store prefix into a local cache folder.
+ * An exported base model folder, written by the worker's ONNX exporter: `prefloop-onnx-sd/1`
+ * (Stable Diffusion 1.x/2.x: manifest.json, text_encoder/, unet/, vae_decoder/, tokenizer/,
+ * scheduler/) or `prefloop-onnx-sdxl/1` (SDXL: also text_encoder_2/ and tokenizer_2/, a UNet that
+ * takes pooled text embeddings and time ids). Read from a local folder, or copied once from a
+ * blob-store prefix into a local cache folder.
  */
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
@@ -10,12 +12,25 @@ import type { BlobStore } from "../platform/blob/port.js";
 import type { LoraTarget } from "./lora.js";
 
 export const MODEL_FORMAT = "prefloop-onnx-sd/1";
+export const SDXL_MODEL_FORMAT = "prefloop-onnx-sdxl/1";
+const FORMATS = [MODEL_FORMAT, SDXL_MODEL_FORMAT];
+
+/** The pipeline family a manifest describes. */
+export type ModelFamily = "sd" | "sdxl";
 
 interface ManifestComponent {
   file: string;
   inputs?: Record<string, { dtype: string; shape: (number | string)[] }>;
   outputs?: Record<string, { dtype: string; shape: (number | string)[] }>;
   prediction_type?: string | null;
+}
+
+export interface TokenizerManifest {
+  file: string;
+  max_length: number;
+  bos_token_id: number | null;
+  eos_token_id: number | null;
+  pad_token_id: number | null;
 }
 
 export interface ModelManifest {
@@ -28,14 +43,18 @@ export interface ModelManifest {
     vae_scale_factor: number;
     vae_scaling_factor: number;
   };
-  components: { text_encoder: ManifestComponent; unet: ManifestComponent; vae_decoder: ManifestComponent };
-  tokenizer: {
-    file: string;
-    max_length: number;
-    bos_token_id: number | null;
-    eos_token_id: number | null;
-    pad_token_id: number | null;
+  components: {
+    text_encoder: ManifestComponent;
+    /** SDXL only: the second (projection) text encoder. */
+    text_encoder_2?: ManifestComponent;
+    unet: ManifestComponent;
+    vae_decoder: ManifestComponent;
   };
+  tokenizer: TokenizerManifest;
+  /** SDXL only. */
+  tokenizer_2?: TokenizerManifest;
+  /** SDXL only: the unconditional input of guidance is zeros when there is no negative prompt. */
+  force_zeros_for_empty_prompt?: boolean;
   scheduler: { file: string; class?: string | null };
   lora: {
     targets: {
@@ -63,17 +82,28 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   } catch (err) {
     throw new ModelFormatError(`cannot read the model manifest ${path}: ${(err as Error).message}`);
   }
-  if (manifest.format !== MODEL_FORMAT) {
+  if (!FORMATS.includes(manifest.format)) {
     throw new ModelFormatError(
-      `model manifest ${path} has format ${JSON.stringify(manifest.format)}, expected ${MODEL_FORMAT}`,
+      `model manifest ${path} has format ${JSON.stringify(manifest.format)}, expected one of ${FORMATS.join(", ")}`,
     );
   }
-  for (const part of ["text_encoder", "unet", "vae_decoder"] as const) {
+  const sdxl = manifest.format === SDXL_MODEL_FORMAT;
+  const parts = sdxl
+    ? (["text_encoder", "text_encoder_2", "unet", "vae_decoder"] as const)
+    : (["text_encoder", "unet", "vae_decoder"] as const);
+  for (const part of parts) {
     if (!manifest.components?.[part]?.file)
       throw new ModelFormatError(`model manifest ${path} has no ${part} component`);
   }
+  if (!manifest.tokenizer?.file) throw new ModelFormatError(`model manifest ${path} has no tokenizer`);
+  if (sdxl && !manifest.tokenizer_2?.file)
+    throw new ModelFormatError(`model manifest ${path} is SDXL but has no tokenizer_2`);
   if (!manifest.lora?.targets) throw new ModelFormatError(`model manifest ${path} has no lora.targets`);
   return manifest;
+}
+
+export function modelFamily(manifest: ModelManifest): ModelFamily {
+  return manifest.format === SDXL_MODEL_FORMAT ? "sdxl" : "sd";
 }
 
 /** The manifest's LoRA targets with their feature sizes. */

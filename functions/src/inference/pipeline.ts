@@ -1,16 +1,17 @@
 /**
- * The Stable Diffusion text-to-image loop of diffusers' `StableDiffusionPipeline`, on
- * onnxruntime-node: tokenize → text encoder → initial latents from torch-compatible noise →
- * for each timestep: scale, UNet (with the request's LoRA feeds), classifier-free guidance,
- * scheduler step → VAE decode → RGB bytes. Images that share a LoRA feed set go through the UNet
- * in one batch. `run()` blocks its thread: use this class inside a worker (see pool.ts).
+ * The Stable Diffusion text-to-image loop of diffusers' `StableDiffusionPipeline` (SD 1.x/2.x)
+ * and `StableDiffusionXLPipeline` (SDXL), on onnxruntime-node: tokenize → text encoder(s) →
+ * initial latents from torch-compatible noise → for each timestep: scale, UNet (with the
+ * request's LoRA feeds; for SDXL also pooled text embeddings and time ids), classifier-free
+ * guidance, scheduler step → VAE decode → RGB bytes. Images that share a LoRA feed set go through
+ * the UNet in one batch. `run()` blocks its thread: use this class inside a worker (see pool.ts).
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { LoraFeeds, LoraTarget } from "./lora.js";
 import { loraFeeds } from "./lora.js";
-import { loraTargets, type ModelManifest, readManifest } from "./model.js";
+import { loraTargets, type ModelFamily, type ModelManifest, modelFamily, readManifest } from "./model.js";
 import { TorchGenerator } from "./noise.js";
 import { createSessions, type ExecutionProvider, type ProviderChoice } from "./providers.js";
 import { parsePythonJson, roundHalfEven } from "./schedulers/common.js";
@@ -20,7 +21,14 @@ import {
   type Scheduler,
   type SchedulerConfigJson,
 } from "./schedulers/index.js";
-import { ClipTokenizer } from "./tokenizer.js";
+import {
+  loadTokenizer,
+  type PromptEmbedding,
+  SdTextEncoder,
+  SdxlTextEncoders,
+  type TextEncoders,
+} from "./textEncoders.js";
+import type { ClipTokenizer } from "./tokenizer.js";
 
 const f32 = Math.fround;
 
@@ -33,6 +41,10 @@ export class NonFiniteError extends Error {
 
 export interface ImageRequest {
   prompt: string;
+  /**
+   * Empty or absent = no negative prompt: "" encoded (SD), or zeros for SDXL models with
+   * `force_zeros_for_empty_prompt` (as diffusers with `negative_prompt=None`).
+   */
   negativePrompt?: string;
   seed: number;
   /** Which entry of `GenerateRequest.lora` this image uses; images with the same key share UNet batches. */
@@ -85,6 +97,16 @@ function sessionOptions(opts: PipelineOptions): ort.InferenceSession.SessionOpti
   };
 }
 
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
 function assertFinite(data: Float32Array, what: string): void {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i] as number)) {
@@ -95,46 +117,64 @@ function assertFinite(data: Float32Array, what: string): void {
   }
 }
 
+/** Time ids of SDXL's micro-conditioning: original size, crop top-left, target size. */
+export interface MicroConditioning {
+  originalSize: [number, number];
+  cropTopLeft: [number, number];
+  targetSize: [number, number];
+}
+
 export class SdPipeline {
   readonly targets: LoraTarget[];
+  readonly family: ModelFamily;
   private readonly baseFeeds: LoraFeeds;
 
   private constructor(
     readonly dir: string,
     readonly manifest: ModelManifest,
-    readonly tokenizer: ClipTokenizer,
+    readonly text: TextEncoders,
     readonly schedulerConfig: SchedulerConfigJson,
-    private readonly textEncoder: ort.InferenceSession,
     private readonly unet: ort.InferenceSession,
     private readonly vae: ort.InferenceSession,
+    /** Every session, for release. */
+    private readonly sessions: Session[],
     /** The execution provider the sessions run on. */
     readonly provider: ProviderChoice,
   ) {
     this.targets = loraTargets(manifest);
     this.baseFeeds = loraFeeds(this.targets, []);
+    this.family = modelFamily(manifest);
   }
 
   static async load(dir: string, opts: PipelineOptions = {}): Promise<SdPipeline> {
     const manifest = await readManifest(dir);
-    const t = manifest.tokenizer;
-    const tokenizer = await ClipTokenizer.fromFile(join(dir, t.file), {
-      maxLength: t.max_length,
-      bosTokenId: t.bos_token_id ?? undefined,
-      eosTokenId: t.eos_token_id ?? undefined,
-      padTokenId: t.pad_token_id ?? undefined,
-    });
+    const family = modelFamily(manifest);
+    const tokenizer = await loadTokenizer(dir, manifest.tokenizer);
+    const tokenizer2 =
+      family === "sdxl" && manifest.tokenizer_2 ? await loadTokenizer(dir, manifest.tokenizer_2) : null;
     // diffusers writes its configs with Python's json (bare -Infinity for lambda_min_clipped).
     const schedulerConfig = parsePythonJson(
       await readFile(join(dir, manifest.scheduler.file), "utf8"),
     ) as SchedulerConfigJson;
     const c = manifest.components;
+    const encoderFiles =
+      c.text_encoder_2 && tokenizer2 ? [c.text_encoder.file, c.text_encoder_2.file] : [c.text_encoder.file];
     const { sessions, choice } = await createSessions(
-      [c.text_encoder.file, c.unet.file, c.vae_decoder.file].map((file) => join(dir, file)),
+      [c.unet.file, c.vae_decoder.file, ...encoderFiles].map((file) => join(dir, file)),
       sessionOptions(opts),
       opts.executionProvider ?? "cpu",
     );
-    const [textEncoder, unet, vae] = sessions as [Session, Session, Session];
-    return new SdPipeline(dir, manifest, tokenizer, schedulerConfig, textEncoder, unet, vae, choice);
+    const [unet, vae, encoder, encoder2] = sessions as [Session, Session, Session, Session | undefined];
+    const text =
+      tokenizer2 && encoder2
+        ? SdxlTextEncoders.fromManifest(manifest, [tokenizer, tokenizer2], [encoder, encoder2])
+        : new SdTextEncoder(tokenizer, encoder);
+    return new SdPipeline(dir, manifest, text, schedulerConfig, unet, vae, sessions, choice);
+  }
+
+  /** The first text encoder's tokenizer. */
+  get tokenizer(): ClipTokenizer {
+    return this.text.tokenizer;
   }
 
   get width(): number {
@@ -146,18 +186,22 @@ export class SdPipeline {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vae.release()]);
+    await Promise.all(this.sessions.map((s) => s.release()));
   }
 
-  /** `last_hidden_state` for each prompt, [n, max_length, hidden] flattened per prompt. */
+  /** The UNet's text conditioning for each prompt ([max_length, hidden] flattened per prompt). */
   async encodePrompts(prompts: readonly string[]): Promise<Float32Array[]> {
-    const ids = this.tokenizer.encodeBatch(prompts);
-    const input = new ort.Tensor("int64", ids, [prompts.length, this.tokenizer.maxLength]);
-    const out = await this.textEncoder.run({ input_ids: input });
-    const hidden = out.last_hidden_state as ort.Tensor;
-    const data = hidden.data as Float32Array;
-    const per = data.length / prompts.length;
-    return prompts.map((_, i) => data.slice(i * per, (i + 1) * per));
+    return (await this.text.encode(prompts)).map((e) => e.hidden);
+  }
+
+  /**
+   * SDXL's `add_time_ids` row: original (h, w), crop (top, left), target (h, w); by default the
+   * image size, no crop, as diffusers' `StableDiffusionXLPipeline` with no size arguments.
+   */
+  timeIds(micro?: MicroConditioning): Float32Array {
+    const { width, height } = this;
+    const m = micro ?? { originalSize: [height, width], cropTopLeft: [0, 0], targetSize: [height, width] };
+    return Float32Array.from([...m.originalSize, ...m.cropTopLeft, ...m.targetSize]);
   }
 
   /** The LoRA inputs of the UNet as onnxruntime tensors (rank 0 where the set has no feed). */
@@ -184,9 +228,11 @@ export class SdPipeline {
     timestep: number,
     hidden: Float32Array,
     lora?: LoraFeeds | Record<string, ort.Tensor>,
+    /** SDXL: pooled text embeddings [batch, pooled] and time ids [batch, 6]. */
+    added?: { textEmbeds: Float32Array; timeIds: Float32Array },
   ) {
     const l = this.manifest.latents;
-    const seq = this.tokenizer.maxLength;
+    const seq = this.text.sequenceLength;
     const first = this.targets[0];
     const ready = lora && first && lora[first.inputA] instanceof ort.Tensor;
     const feeds: Record<string, ort.Tensor> = {
@@ -195,6 +241,14 @@ export class SdPipeline {
       timestep: new ort.Tensor("float32", new Float32Array(batch).fill(timestep), [batch]),
       encoder_hidden_states: new ort.Tensor("float32", hidden, [batch, seq, hidden.length / batch / seq]),
     };
+    if (this.family === "sdxl") {
+      if (!added) throw new Error("an SDXL UNet step needs text_embeds and time_ids");
+      feeds.text_embeds = new ort.Tensor("float32", added.textEmbeds, [
+        batch,
+        added.textEmbeds.length / batch,
+      ]);
+      feeds.time_ids = new ort.Tensor("float32", added.timeIds, [batch, added.timeIds.length / batch]);
+    }
     const out = await this.unet.run(feeds);
     return (out.noise_pred as ort.Tensor).data as Float32Array;
   }
@@ -216,13 +270,24 @@ export class SdPipeline {
     const latentShape = [1, l.channels, l.height, l.width];
     const latentSize = l.channels * l.height * l.width;
 
-    // Text: every distinct prompt once.
+    // Text: every distinct prompt once; no negative prompt is zeros where the model says so.
     let t0 = performance.now();
+    const zeros = this.text.zeroUnconditional();
+    const negativeOf = (im: ImageRequest) => im.negativePrompt ?? "";
     const texts = [
-      ...new Set(req.images.flatMap((im) => (cfg ? [im.negativePrompt ?? "", im.prompt] : [im.prompt]))),
+      ...new Set(
+        req.images.flatMap((im) => {
+          const negative = negativeOf(im);
+          return cfg && !(zeros && negative === "") ? [negative, im.prompt] : [im.prompt];
+        }),
+      ),
     ];
-    const encoded = await this.encodePrompts(texts);
-    const embedding = new Map(texts.map((text, i) => [text, encoded[i] as Float32Array]));
+    const encoded = await this.text.encode(texts);
+    const embedding = new Map(texts.map((text, i) => [text, encoded[i] as PromptEmbedding]));
+    const conditioning = (im: ImageRequest, negative: boolean): PromptEmbedding => {
+      if (negative && zeros && negativeOf(im) === "") return zeros;
+      return embedding.get(negative ? negativeOf(im) : im.prompt) as PromptEmbedding;
+    };
     timings.textMs = performance.now() - t0;
 
     // One scheduler and one generator per image (diffusers with a list of generators).
@@ -248,20 +313,22 @@ export class SdPipeline {
       groups.set(key, [...(groups.get(key) ?? []), i]);
     });
     const groupHidden = new Map<string, Float32Array>();
+    const groupAdded = new Map<string, { textEmbeds: Float32Array; timeIds: Float32Array }>();
     const groupLora = new Map<string, Record<string, ort.Tensor>>();
-    const seqSize = (encoded[0] as Float32Array).length;
+    const timeIds = this.timeIds();
     for (const [key, members] of groups) {
+      const images = members.map((i) => req.images[i] as ImageRequest);
+      // CFG batch: every image's unconditional input first, then every image's prompt.
       const order = cfg
-        ? [
-            ...members.map((i) => req.images[i]?.negativePrompt ?? ""),
-            ...members.map((i) => req.images[i]?.prompt ?? ""),
-          ]
-        : members.map((i) => req.images[i]?.prompt ?? "");
-      const hidden = new Float32Array(order.length * seqSize);
-      order.forEach((text, j) => {
-        hidden.set(embedding.get(text) as Float32Array, j * seqSize);
-      });
-      groupHidden.set(key, hidden);
+        ? [...images.map((im) => conditioning(im, true)), ...images.map((im) => conditioning(im, false))]
+        : images.map((im) => conditioning(im, false));
+      groupHidden.set(key, concat(order.map((e) => e.hidden)));
+      if (this.family === "sdxl") {
+        groupAdded.set(key, {
+          textEmbeds: concat(order.map((e) => e.pooled as Float32Array)),
+          timeIds: concat(order.map(() => timeIds)),
+        });
+      }
       const lora = key ? req.lora?.[key] : undefined;
       if (key && !lora) throw new Error(`no LoRA feeds for key ${key}`);
       groupLora.set(key, this.loraTensors(lora));
@@ -286,6 +353,7 @@ export class SdPipeline {
           t,
           groupHidden.get(key) as Float32Array,
           groupLora.get(key),
+          groupAdded.get(key),
         );
         timings.unetMs += performance.now() - t0;
         timings.unetCalls++;

@@ -7,9 +7,16 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { repoRoot } from "../config.js";
 import { baseModels } from "../db/schema.js";
+import { SDXL_MODEL_FORMAT } from "../inference/model.js";
 import type { Db } from "../platform/db/index.js";
 
+/** `base_models.family` of an export: the pipeline family it was exported from. */
+export function familyOf(manifest: { format?: string }): "stable-diffusion" | "stable-diffusion-xl" {
+  return manifest.format === SDXL_MODEL_FORMAT ? "stable-diffusion-xl" : "stable-diffusion";
+}
+
 interface ExportManifest {
+  format?: string;
   image?: { width?: number; height?: number };
   source?: { model_dir?: string };
 }
@@ -63,7 +70,7 @@ export async function registerLocalBaseModel(db: Db, modelDir: string): Promise<
   const row = {
     id,
     name: id,
-    family: "stable-diffusion",
+    family: familyOf(manifest),
     sha256:
       trainedOn && existsSync(join(trainedOn, "model_index.json"))
         ? modelFolderSha256(trainedOn)
@@ -78,7 +85,14 @@ export async function registerLocalBaseModel(db: Db, modelDir: string): Promise<
     .values(row)
     .onConflictDoUpdate({
       target: baseModels.id,
-      set: { sha256: row.sha256, onnxUri: row.onnxUri, diffusersUri: row.diffusersUri, width, height },
+      set: {
+        family: row.family,
+        sha256: row.sha256,
+        onnxUri: row.onnxUri,
+        diffusersUri: row.diffusersUri,
+        width,
+        height,
+      },
     });
   return id;
 }
