@@ -60,6 +60,8 @@ export interface GenerateRequest {
   lora?: Record<string, LoraFeeds>;
   /** Also return the float image in [0, 1] (HWC), as diffusers' `output_type="np"`. */
   returnFloat?: boolean;
+  /** SDXL only: the micro-conditioning (default: the image size, no crop). */
+  micro?: MicroConditioning;
 }
 
 export interface GeneratedImage {
@@ -315,7 +317,7 @@ export class SdPipeline {
     const groupHidden = new Map<string, Float32Array>();
     const groupAdded = new Map<string, { textEmbeds: Float32Array; timeIds: Float32Array }>();
     const groupLora = new Map<string, Record<string, ort.Tensor>>();
-    const timeIds = this.timeIds();
+    const timeIds = this.timeIds(req.micro);
     for (const [key, members] of groups) {
       const images = members.map((i) => req.images[i] as ImageRequest);
       // CFG batch: every image's unconditional input first, then every image's prompt.
