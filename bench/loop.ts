@@ -11,12 +11,16 @@
  * voters' rule as the judge (its peer: the base model itself, judged in the same run).
  *
  *   node_modules/.bin/tsx bench/loop.ts [--budgets 500,1000,2000] [--objectives dpo:latent,cpo:ncp]
- *     [--seeds 1,2,3] [--judge 48] [--voters 8] [--steps 200]
+ *     [--seeds 1,2,3] [--judge 48] [--voters 8] [--steps 200] [--resume bench/results/loop.json]
+ *
+ * `--resume FILE` keeps the seeds of an earlier run's results that this run does not repeat (its
+ * settings other than the seeds must equal this run's), so seeds can be run one session at a time;
+ * medians are then over every seed in the file.
  *
  * Writes bench/results/loop.json: exactly what was run, per seed and medians over seeds, with
  * `headline.bestWinRateAtMost1000Votes`.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -50,6 +54,7 @@ const { values: args } = parseArgs({
     rule: { type: "string", default: "brighter" },
     noise: { type: "string", default: "0.1" },
     out: { type: "string", default: join(repoRoot, "bench/results/loop.json") },
+    resume: { type: "string" },
   },
 });
 const budgets = args.budgets.split(",").map(Number);
@@ -89,6 +94,46 @@ async function waitForRuns(p: Platform, ids: string[], timeoutMs: number): Promi
 
 const allRows: SweepRow[] = [];
 const tournaments: Json[] = [];
+/** Seeds kept from `--resume`, with the commands that ran them. */
+const resumed: { seeds: number[]; commands: string[]; budgets: number[]; objectives: string[] } = {
+  seeds: [],
+  commands: [],
+  budgets: [],
+  objectives: [],
+};
+
+/** What makes rows of two runs comparable: everything but the seeds, budgets and objectives run. */
+function comparable(s: Json): Json {
+  return {
+    firstBudget: s.budgets[0],
+    judgePrompts: s.judgePrompts,
+    rule: s.rule,
+    noise: s.noise,
+    voters: s.voters,
+    steps: s.steps,
+  };
+}
+
+if (args.resume) {
+  const earlier = JSON.parse(readFileSync(args.resume, "utf8")) as Json;
+  const mine = comparable(currentSettings());
+  const theirs = comparable(earlier.settings);
+  if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
+    throw new Error(
+      `--resume ${args.resume}: its settings ${JSON.stringify(theirs)} differ from this run's ${JSON.stringify(mine)}`,
+    );
+  }
+  const keep = (seed: number) => !seeds.includes(seed);
+  for (const row of earlier.rows as SweepRow[]) if (keep(row.seed)) allRows.push(row);
+  for (const t of earlier.tournament as Json[]) if (keep(t.seed)) tournaments.push(t);
+  resumed.seeds = [...new Set([...allRows.map((r) => r.seed), ...tournaments.map((t) => t.seed)])].sort(
+    (a, b) => a - b,
+  );
+  resumed.commands = [...(earlier.resumedFrom?.commands ?? []), earlier.command];
+  resumed.budgets = earlier.settings.budgets;
+  resumed.objectives = earlier.settings.objectives;
+  log(`resuming seeds ${resumed.seeds.join(",") || "none"} from ${args.resume}`);
+}
 
 async function oneSeed(seed: number) {
   const first = budgets[0] as number;
@@ -227,14 +272,30 @@ async function oneSeed(seed: number) {
   }
 }
 
+function currentSettings(): Json {
+  return {
+    budgets,
+    objectives,
+    seeds,
+    judgePrompts,
+    rule,
+    noise: Number(args.noise),
+    voters: Number(args.voters),
+    steps: Number(args.steps),
+  };
+}
+
 const startedAt = new Date().toISOString();
 const loadBefore = loadavg();
 
 /** Writes what has run so far (`complete: false` until every seed finished). */
 function flush(complete: boolean): void {
   const rows = allRows;
-  const cells = budgets.flatMap((votes) =>
-    objectives.map((objective) => {
+  const union = <T>(a: T[], b: T[]) => [...new Set([...a, ...b])];
+  const allBudgets = union(resumed.budgets, budgets).sort((a, b) => a - b);
+  const allObjectives = union(resumed.objectives, objectives);
+  const cells = allBudgets.flatMap((votes) =>
+    allObjectives.map((objective) => {
       const mine = rows.filter((r) => r.votes === votes && r.objective === objective);
       return {
         votes,
@@ -254,15 +315,12 @@ function flush(complete: boolean): void {
     finishedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     settings: {
-      budgets,
-      objectives,
-      seeds,
-      judgePrompts,
-      rule,
-      noise: Number(args.noise),
-      voters: Number(args.voters),
-      steps: Number(args.steps),
+      ...currentSettings(),
+      budgets: allBudgets,
+      objectives: allObjectives,
+      seeds: union(resumed.seeds, seeds).sort((a, b) => a - b),
     },
+    resumedFrom: args.resume ? { file: args.resume, ...resumed } : undefined,
     judge:
       "the voters' rule on held-out captions (never trained on, never voted on): adapter vs base, same prompt and seed; a tie is not a win",
     headline: {
