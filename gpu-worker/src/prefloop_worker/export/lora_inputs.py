@@ -71,7 +71,7 @@ class LinearWithLoraInput(nn.Module):
 
 
 class UNetWithLoraInputs(nn.Module):
-    """forward(sample, timestep, encoder_hidden_states, A_0, B_0, A_1, B_1, ...) -> noise prediction."""
+    """forward(sample, timestep, encoder_hidden_states, A_0, B_0, A_1, B_1, ...) -> noise prediction (SD 1.x/2.x UNet)."""
 
     def __init__(self, unet: nn.Module) -> None:
         super().__init__()
@@ -90,9 +90,13 @@ class UNetWithLoraInputs(nn.Module):
                 setattr(parent, child, LinearWithLoraInput(base, self.slot, index))
 
     def forward(self, sample, timestep, encoder_hidden_states, *lora):
+        return self.run_unet(sample, timestep, encoder_hidden_states, lora)
+
+    def run_unet(self, sample, timestep, encoder_hidden_states, lora, added_cond_kwargs=None):
         self.slot["tensors"] = [(lora[2 * i], lora[2 * i + 1]) for i in range(len(self.targets))]
         try:
-            return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+            extra = {} if added_cond_kwargs is None else {"added_cond_kwargs": added_cond_kwargs}
+            return self.unet(sample, timestep, encoder_hidden_states, return_dict=False, **extra)[0]
         finally:
             self.slot["tensors"] = []
 
@@ -120,3 +124,15 @@ class UNetWithLoraInputs(nn.Module):
             else:
                 tensors += [torch.zeros(0, t.in_features), torch.zeros(t.out_features, 0)]
         return tensors
+
+
+class SDXLUNetWithLoraInputs(UNetWithLoraInputs):
+    """forward(sample, timestep, encoder_hidden_states, text_embeds, time_ids, A_0, B_0, ...) -> noise prediction.
+
+    An SDXL UNet (``addition_embed_type="text_time"``): ``text_embeds`` (the second text encoder's
+    pooled, projected output) and ``time_ids`` (``[batch, 6]`` micro-conditioning) go to the UNet as
+    ``added_cond_kwargs``, as ``StableDiffusionXLPipeline`` passes them."""
+
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids, *lora):
+        added = {"text_embeds": text_embeds, "time_ids": time_ids}
+        return self.run_unet(sample, timestep, encoder_hidden_states, lora, added)

@@ -1,5 +1,8 @@
 """Export a diffusers Stable Diffusion (1.x/2.x family) pipeline folder to ONNX for the Node runtime.
 
+SDXL folders are recognised from model_index.json and exported by :mod:`.onnx_export_sdxl`
+(format ``prefloop-onnx-sdxl/1``); this module's helpers are shared with it.
+
 Output folder::
 
     manifest.json                   what is where, input/output names and shapes, LoRA mapping
@@ -25,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .lora_inputs import UNetWithLoraInputs
+from .lora_inputs import SDXLUNetWithLoraInputs, UNetWithLoraInputs
 
 FORMAT = "prefloop-onnx-sd/1"
 OPSET = 17
@@ -115,31 +118,30 @@ def _io(session_like) -> dict:
     return {i.name: {"dtype": i.type, "shape": list(i.shape)} for i in session_like}
 
 
-def export_pipeline(
-    model_dir: str | Path,
-    out_dir: str | Path,
-    height: int = 512,
-    width: int = 512,
-    components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder"),
-    dtype: torch.dtype = torch.float32,
-) -> dict:
-    """Export the pipeline folder `model_dir` into `out_dir`; returns the manifest."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
+def model_index(model_dir: Path) -> dict:
+    path = model_dir / "model_index.json"
+    if not path.exists():
+        raise ValueError(f"{model_dir} is not a diffusers pipeline folder (no model_index.json)")
+    return json.loads(path.read_text())
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    index = json.loads((model_dir / "model_index.json").read_text())
-    if "text_encoder_2" in index:
-        raise NotImplementedError("SDXL pipelines (two text encoders, added time ids) are not supported yet")
-    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", torch_dtype=dtype).eval()
-    vae = AutoencoderKL.from_pretrained(model_dir / "vae", torch_dtype=dtype).eval()
+
+def export_family(index: dict) -> str:
+    """The export family of a model_index.json: ``sdxl`` when its `_class_name` is an SDXL pipeline
+    (:data:`..family.PIPELINES`) or it has a second text encoder, else ``sd``."""
+    from ..family import PIPELINES
+
+    return "sdxl" if PIPELINES.get(index.get("_class_name")) == "sdxl" or "text_encoder_2" in index else "sd"
+
+
+def base_manifest(fmt: str, model_dir: Path, index: dict, unet, vae, height: int, width: int, dtype: torch.dtype):
+    """The manifest's head (format, source, image, latents, dtype, opset, empty components) and the
+    latent height and width; ValueError when the image size does not divide by the VAE's factor."""
     vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
     if height % vae_scale or width % vae_scale:
         raise ValueError(f"height and width must be multiples of {vae_scale}")
     lat_h, lat_w = height // vae_scale, width // vae_scale
     manifest: dict = {
-        "format": FORMAT,
+        "format": fmt,
         "source": {
             "model_dir": str(model_dir),
             "model_index": index,
@@ -158,15 +160,18 @@ def export_pipeline(
         "opset": OPSET,
         "components": {},
     }
+    return manifest, lat_h, lat_w
 
-    # Tokenizer and scheduler configuration.
-    tok_out = out_dir / "tokenizer"
+
+def copy_tokenizer(model_dir: Path, out_dir: Path, name: str = "tokenizer") -> dict:
+    """Copy `model_dir/<name>` as tokenizer.json (+ config) into `out_dir/<name>`; its manifest entry."""
+    tok_out = out_dir / name
     tok_out.mkdir(exist_ok=True)
-    tok_src = model_dir / "tokenizer"
+    tok_src = model_dir / name
     if (tok_src / "tokenizer.json").exists():
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-            if (tok_src / name).exists():
-                shutil.copy(tok_src / name, tok_out / name)
+        for file in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if (tok_src / file).exists():
+                shutil.copy(tok_src / file, tok_out / file)
     else:  # vocab.json + merges.txt only (older checkpoints): let transformers build tokenizer.json
         from transformers import CLIPTokenizer
 
@@ -179,27 +184,86 @@ def export_pipeline(
     specials = {t["content"]: t["id"] for t in tokenizer_json.get("added_tokens", [])}
     vocab = tokenizer_json["model"]["vocab"]
 
-    def token_id(name: str):
-        content = tok_config.get(name)
+    def token_id(key: str):
+        content = tok_config.get(key)
         if isinstance(content, dict):
             content = content.get("content")
         return specials.get(content, vocab.get(content)) if content is not None else None
 
-    manifest["tokenizer"] = {
-        "file": "tokenizer/tokenizer.json",
+    return {
+        "file": f"{name}/tokenizer.json",
         "max_length": max_length,
         "bos_token_id": token_id("bos_token"),
         "eos_token_id": token_id("eos_token"),
         "pad_token_id": token_id("pad_token"),
         "truncation": "keep the first max_length-2 tokens, add BOS and EOS, pad with pad_token_id",
     }
+
+
+def copy_scheduler(model_dir: Path, out_dir: Path) -> tuple[dict, dict]:
+    """Copy scheduler_config.json; (its manifest entry, the config)."""
     sched_out = out_dir / "scheduler"
     sched_out.mkdir(exist_ok=True)
     shutil.copy(model_dir / "scheduler" / "scheduler_config.json", sched_out / "scheduler_config.json")
-    manifest["scheduler"] = {
-        "file": "scheduler/scheduler_config.json",
-        "class": json.loads((sched_out / "scheduler_config.json").read_text()).get("_class_name"),
+    config = json.loads((sched_out / "scheduler_config.json").read_text())
+    return {"file": "scheduler/scheduler_config.json", "class": config.get("_class_name")}, config
+
+
+def export_vae_decoder(vae, out_dir: Path, lat_h: int, lat_w: int, height: int, width: int, dtype: torch.dtype) -> dict:
+    path = out_dir / "vae_decoder" / "model.onnx"
+    log(f"exporting VAE decoder -> {path}")
+    latents = torch.zeros(1, vae.config.latent_channels, lat_h, lat_w, dtype=dtype)
+    with torch.no_grad():
+        _export(
+            VaeDecoderGraph(vae),
+            (latents,),
+            path,
+            ["latents"],
+            ["image"],
+            {"latents": {0: "batch"}, "image": {0: "batch"}},
+            _param_bytes(vae) > TWO_GB,
+        )
+    return {
+        "file": "vae_decoder/model.onnx",
+        "inputs": {"latents": {"dtype": "float32", "shape": ["batch", vae.config.latent_channels, lat_h, lat_w]}},
+        "outputs": {"image": {"dtype": "float32", "shape": ["batch", 3, height, width]}},
+        "note": "input = pipeline latents; the graph divides by vae_scaling_factor. image in [-1, 1]; "
+        "to pixels: clamp((image / 2 + 0.5), 0, 1) * 255, round",
     }
+
+
+def export_pipeline(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    height: int = 512,
+    width: int = 512,
+    components: tuple[str, ...] = ("text_encoder", "unet", "vae_decoder"),
+    dtype: torch.dtype = torch.float32,
+) -> dict:
+    """Export the pipeline folder `model_dir` into `out_dir`; returns the manifest.
+
+    SDXL folders (see :func:`export_family`) go to :mod:`.onnx_export_sdxl` (component names there:
+    text_encoder, text_encoder_2, unet, vae_decoder)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    index = model_index(model_dir)
+    if export_family(index) == "sdxl":
+        from .onnx_export_sdxl import SDXL_COMPONENTS, export_sdxl_pipeline
+
+        if components == ("text_encoder", "unet", "vae_decoder"):
+            components = SDXL_COMPONENTS
+        return export_sdxl_pipeline(model_dir, out_dir, height, width, components, dtype)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", torch_dtype=dtype).eval()
+    vae = AutoencoderKL.from_pretrained(model_dir / "vae", torch_dtype=dtype).eval()
+    manifest, lat_h, lat_w = base_manifest(FORMAT, model_dir, index, unet, vae, height, width, dtype)
+
+    # Tokenizer and scheduler configuration.
+    manifest["tokenizer"] = copy_tokenizer(model_dir, out_dir)
+    max_length = manifest["tokenizer"]["max_length"]
+    manifest["scheduler"], sched_cfg = copy_scheduler(model_dir, out_dir)
 
     if "text_encoder" in components:
         text_encoder = CLIPTextModel.from_pretrained(model_dir / "text_encoder", torch_dtype=dtype).eval()
@@ -232,41 +296,36 @@ def export_pipeline(
         manifest["lora"] = lora_part
 
     if "vae_decoder" in components:
-        path = out_dir / "vae_decoder" / "model.onnx"
-        log(f"exporting VAE decoder -> {path}")
-        latents = torch.zeros(1, vae.config.latent_channels, lat_h, lat_w, dtype=dtype)
-        with torch.no_grad():
-            _export(
-                VaeDecoderGraph(vae),
-                (latents,),
-                path,
-                ["latents"],
-                ["image"],
-                {"latents": {0: "batch"}, "image": {0: "batch"}},
-                _param_bytes(vae) > TWO_GB,
-            )
-        manifest["components"]["vae_decoder"] = {
-            "file": "vae_decoder/model.onnx",
-            "inputs": {"latents": {"dtype": "float32", "shape": ["batch", vae.config.latent_channels, lat_h, lat_w]}},
-            "outputs": {"image": {"dtype": "float32", "shape": ["batch", 3, height, width]}},
-            "note": "input = pipeline latents; the graph divides by vae_scaling_factor. image in [-1, 1]; "
-            "to pixels: clamp((image / 2 + 0.5), 0, 1) * 255, round",
-        }
+        manifest["components"]["vae_decoder"] = export_vae_decoder(vae, out_dir, lat_h, lat_w, height, width, dtype)
 
-    sched_cfg = json.loads((sched_out / "scheduler_config.json").read_text())
     if "unet" in manifest["components"]:
         manifest["components"]["unet"]["prediction_type"] = sched_cfg.get("prediction_type", "epsilon")
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    log(f"manifest -> {out_dir / 'manifest.json'}")
+    write_manifest(out_dir, manifest)
     return manifest
 
 
-def export_unet(unet, path: Path, lat_h: int, lat_w: int, seq: int = 77, dtype: torch.dtype = torch.float32):
+def write_manifest(out_dir: Path, manifest: dict) -> None:
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    log(f"manifest -> {out_dir / 'manifest.json'}")
+
+
+def export_unet(
+    unet,
+    path: Path,
+    lat_h: int,
+    lat_w: int,
+    seq: int = 77,
+    dtype: torch.dtype = torch.float32,
+    text_embeds_dim: int | None = None,
+):
     """Export `unet` (modified in place: its attention projections get LoRA inputs) to `path`.
 
+    With `text_embeds_dim` (an SDXL UNet) the graph also takes ``text_embeds`` [batch, text_embeds_dim]
+    and ``time_ids`` [batch, 6] after ``encoder_hidden_states`` (the UNet's ``added_cond_kwargs``).
     Returns the manifest entries (component description, LoRA mapping), file paths relative to
     the export folder (path's grandparent)."""
-    wrapped = UNetWithLoraInputs(unet).eval()
+    sdxl = text_embeds_dim is not None
+    wrapped = (SDXLUNetWithLoraInputs(unet) if sdxl else UNetWithLoraInputs(unet)).eval()
     rel = path.relative_to(path.parent.parent).as_posix()
     log(f"exporting UNet with {len(wrapped.targets)} LoRA targets -> {path}")
     cross = unet.config.cross_attention_dim
@@ -281,6 +340,11 @@ def export_unet(unet, path: Path, lat_h: int, lat_w: int, seq: int = 77, dtype: 
         "encoder_hidden_states": {0: "batch"},
         "noise_pred": {0: "batch"},
     }
+    added: tuple = ()
+    if sdxl:
+        added = (torch.zeros(1, text_embeds_dim, dtype=dtype), torch.tensor([[512.0, 512.0, 0.0, 0.0, 512.0, 512.0]], dtype=dtype))
+        names += ["text_embeds", "time_ids"]
+        axes |= {"text_embeds": {0: "batch"}, "time_ids": {0: "batch"}}
     targets = []
     for i, t in enumerate(wrapped.targets):
         names += [t.input_a, t.input_b]
@@ -298,7 +362,7 @@ def export_unet(unet, path: Path, lat_h: int, lat_w: int, seq: int = 77, dtype: 
             }
         )
     with torch.no_grad():
-        _export(wrapped, (sample, timestep, hidden, *lora), path, names, ["noise_pred"], axes, _param_bytes(unet) > TWO_GB)
+        _export(wrapped, (sample, timestep, hidden, *added, *lora), path, names, ["noise_pred"], axes, _param_bytes(unet) > TWO_GB)
     external = path.parent / (path.name + ".data")
     elem = "float16" if dtype == torch.float16 else "float32"
     unet_part = {
@@ -308,6 +372,14 @@ def export_unet(unet, path: Path, lat_h: int, lat_w: int, seq: int = 77, dtype: 
             "sample": {"dtype": elem, "shape": ["batch", unet.config.in_channels, lat_h, lat_w]},
             "timestep": {"dtype": elem, "shape": ["batch"]},
             "encoder_hidden_states": {"dtype": elem, "shape": ["batch", seq, cross]},
+            **(
+                {
+                    "text_embeds": {"dtype": elem, "shape": ["batch", text_embeds_dim]},
+                    "time_ids": {"dtype": elem, "shape": ["batch", 6]},
+                }
+                if sdxl
+                else {}
+            ),
         },
         "outputs": {"noise_pred": {"dtype": elem, "shape": ["batch", unet.config.out_channels, lat_h, lat_w]}},
         "lora_input_dtype": elem,
