@@ -243,3 +243,109 @@ def test_committed_folder_is_this_export(exported):
     fresh["source"].pop("model_dir")
     assert committed == fresh
     assert verify_checksums(TINY_SDXL_ONNX) == []
+
+
+# --- the committed export against tests/fixtures/golden-sdxl (written by diffusers, make-golden-sdxl) ---
+
+GOLDEN_SDXL = REPO / "tests" / "fixtures" / "golden-sdxl"
+
+
+def golden(name: str) -> dict:
+    return json.loads((GOLDEN_SDXL / name).read_text())
+
+
+def decode(t: dict) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(t["b64"]), dtype=t["dtype"]).reshape(t["shape"]).copy()
+
+
+class OnnxSDXL:
+    """The SDXL call order of the golden README, on the committed ONNX folder (what the Node pipeline does)."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.manifest = m = json.loads((folder / "manifest.json").read_text())
+        self.tokenizers = [Tokenizer.from_file(str(folder / m[k]["file"])) for k in ("tokenizer", "tokenizer_2")]
+        self.sessions = {name: session(folder / part["file"]) for name, part in m["components"].items()}
+
+    def input_ids(self, prompts: list[str]) -> list[np.ndarray]:
+        return [np.array([e.ids for e in tok.encode_batch(prompts)], np.int64) for tok in self.tokenizers]
+
+    def encode(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids_1, ids_2 = self.input_ids(prompts)
+        (h1,) = self.sessions["text_encoder"].run(["penultimate_hidden_state"], {"input_ids": ids_1})
+        h2, pooled = self.sessions["text_encoder_2"].run(["penultimate_hidden_state", "text_embeds"], {"input_ids": ids_2})
+        return np.concatenate([h1, h2], axis=-1), pooled
+
+    def unet(self, sample, timestep, hidden, text_embeds, time_ids, lora=None) -> np.ndarray:
+        tensors = [torch.from_numpy(np.asarray(x, np.float32)) for x in (sample, timestep, hidden, text_embeds, time_ids)]
+        return self.sessions["unet"].run(["noise_pred"], feeds(self.manifest, *tensors, lora))[0]
+
+    def adapter_feeds(self, path: Path, strength: float = 1.0) -> dict:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "np") as f:
+            meta = json.loads(f.metadata()["lora_adapter_metadata"])
+            scale = meta["unet.lora_alpha"] / meta["unet.r"] * strength
+            return {t["module"]: (f.get_tensor(t["key_a"]), f.get_tensor(t["key_b"]) * scale) for t in self.manifest["lora"]["targets"]}
+
+
+@pytest.fixture(scope="module")
+def onnx_sdxl() -> OnnxSDXL:
+    return OnnxSDXL(TINY_SDXL_ONNX)
+
+
+def test_golden_text_encoders(onnx_sdxl):
+    g = golden("text_encoders.json")
+    ids_1, ids_2 = onnx_sdxl.input_ids(g["prompts"])
+    assert ids_1.tolist() == decode(g["tokenizer"]["input_ids"]).tolist()
+    assert ids_2.tolist() == decode(g["tokenizer_2"]["input_ids"]).tolist()
+    prompt_embeds, pooled = onnx_sdxl.encode(g["prompts"])
+    assert np.abs(prompt_embeds - decode(g["prompt_embeds"])).max() < 1e-5
+    assert np.abs(pooled - decode(g["pooled_prompt_embeds"])).max() < 1e-5
+    assert np.abs(prompt_embeds[..., :32] - decode(g["text_encoder"]["penultimate_hidden_state"])).max() < 1e-5
+    assert np.abs(pooled - decode(g["text_encoder_2"]["text_embeds"])).max() < 1e-5
+
+
+def test_golden_unet_with_the_saved_adapter(onnx_sdxl):
+    g = golden("unet.json")
+    inputs = [decode(g["inputs"][k]) for k in ("sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids")]
+    adapter = GOLDEN_SDXL / g["adapter"]["file"]
+    assert np.abs(onnx_sdxl.unet(*inputs) - decode(g["no_adapter"])).max() < 1e-4
+    for strength, key in ((1.0, "with_adapter"), (0.5, "with_adapter_strength_0_5")):
+        got = onnx_sdxl.unet(*inputs, lora=onnx_sdxl.adapter_feeds(adapter, strength))
+        assert np.abs(got - decode(g[key])).max() < 1e-4, key
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_golden_pipeline_runs(onnx_sdxl, index):
+    """The golden README's call order on the ONNX graphs, with diffusers' scheduler, reproduces each run."""
+    import diffusers
+
+    run = golden("pipelines.json")["runs"][index]
+    cond, pooled = onnx_sdxl.encode([run["prompt"]])
+    if run["negative_prompt"] is None and onnx_sdxl.manifest["force_zeros_for_empty_prompt"]:
+        uncond, uncond_pooled = np.zeros_like(cond), np.zeros_like(pooled)
+    else:
+        uncond, uncond_pooled = onnx_sdxl.encode([run["negative_prompt"] or ""])
+    hidden, text_embeds = np.concatenate([uncond, cond]), np.concatenate([uncond_pooled, pooled])
+    time_ids = np.array([run["add_time_ids"]] * 2, np.float32)
+    lora = onnx_sdxl.adapter_feeds(GOLDEN_SDXL / "adapter" / "pytorch_lora_weights.safetensors") if run["adapter"] else None
+    scheduler = getattr(diffusers, run["scheduler"]).from_config(run["scheduler_config"])
+    scheduler.set_timesteps(run["num_inference_steps"])
+    assert [float(t) for t in scheduler.timesteps] == run["timesteps"]
+    latents = torch.from_numpy(decode(run["initial_noise"])) * scheduler.init_noise_sigma
+    assert np.abs(latents.numpy() - decode(run["initial_latents"])).max() < 1e-6
+    for i, t in enumerate(scheduler.timesteps):
+        x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        eps = torch.from_numpy(onnx_sdxl.unet(x.numpy(), np.full(2, float(t)), hidden, text_embeds, time_ids, lora))
+        eps = eps[:1] + run["guidance_scale"] * (eps[1:] - eps[:1])
+        latents = scheduler.step(eps, t, latents).prev_sample
+        assert np.abs(latents.numpy() - decode(run["latents_after_step"][i]["latents"])).max() < 1e-3, (run["name"], i)
+    assert np.abs(latents.numpy() - decode(run["final_latents"])).max() < 1e-3
+    (image,) = onnx_sdxl.sessions["vae_decoder"].run(["image"], {"latents": latents.numpy()})
+    pixels = np.clip(image[0].transpose(1, 2, 0) / 2 + 0.5, 0, 1)
+    assert np.abs(pixels - decode(run["image_float"])).max() < 1e-3
+    assert np.abs(np.round(pixels * 255).astype(int) - decode(run["image_uint8"]).astype(int)).max() <= 1

@@ -15,8 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny-model": ("prefloop_worker.tiny.cli", "train a tiny shapes model (SD- or SDXL-shaped) from scratch"),
     "evaluate-tiny": ("prefloop_worker.tiny.evaluate", "judge the model on held-out prompts; contact sheet"),
     "checksums": ("prefloop_worker.tiny.checksums", "write or verify a folder's checksums.sha256"),
-    "export-onnx": ("prefloop_worker.export.cli", "export an SD-family pipeline folder to ONNX with LoRA inputs"),
+    "export-onnx": ("prefloop_worker.export.cli", "export an SD or SDXL pipeline folder to ONNX with LoRA inputs"),
     "make-golden": ("prefloop_worker.golden.make_golden", "write golden fixtures for the Node pipeline"),
+    "make-golden-sdxl": ("prefloop_worker.golden.make_golden_sdxl", "write golden fixtures for the Node SDXL pipeline"),
     "train": ("prefloop_worker.jobs.train_command", "run one preference-training job (job JSON in, adapter out)"),
     "serve": ("prefloop_worker.jobs.serve_command", "poll the SQS training queue and run its jobs"),
 }
