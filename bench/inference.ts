@@ -3,7 +3,11 @@
  * CPU) on the same model, prompts, seeds, scheduler (DDIM), steps and guidance, in one run on
  * the same machine. Pairs alternate between the two sides so both see the same background load.
  *
- *   npx tsx bench/inference.ts [--pairs 8] [--steps 20] [--threads 2]
+ *   npx tsx bench/inference.ts [--pairs 8] [--steps 20] [--threads 2] [--family sd|sdxl]
+ *
+ * `--family sdxl`: the tiny SDXL model (models/tiny-sdxl-shapes + models/tiny-sdxl-shapes-onnx)
+ * against diffusers' StableDiffusionXLPipeline, with two random adapters the diffusers side makes
+ * (peft) under test-artifacts/random-sdxl; writes bench/results/inference-sdxl.json.
  *
  * Model: models/tiny-shapes (+ models/tiny-shapes-onnx) when present, else the random-weight
  * model of the same architecture from `.venv/bin/python scripts/golden-inference.py --random-model
@@ -29,23 +33,44 @@ const { values: args } = parseArgs({
     model: { type: "string" },
     onnx: { type: "string" },
     adapters: { type: "string" },
-    out: { type: "string", default: `${root}bench/results/inference.json` },
+    family: { type: "string", default: "sd" },
+    out: { type: "string" },
   },
 });
+const sdxl = args.family === "sdxl";
+if (!["sd", "sdxl"].includes(args.family)) {
+  console.error(`--family ${args.family}: expected sd or sdxl`);
+  process.exit(2);
+}
+const outFile = args.out ?? `${root}bench/results/${sdxl ? "inference-sdxl" : "inference"}.json`;
+const sdxlAdapters = `${root}test-artifacts/random-sdxl`;
 
 const tiny =
   existsSync(`${root}models/tiny-shapes-onnx/manifest.json`) &&
   existsSync(`${root}models/tiny-shapes/model_index.json`);
 const modelDir =
-  args.model ?? (tiny ? `${root}models/tiny-shapes` : `${root}test-artifacts/random-sd/diffusers`);
+  args.model ??
+  (sdxl
+    ? `${root}models/tiny-sdxl-shapes`
+    : tiny
+      ? `${root}models/tiny-shapes`
+      : `${root}test-artifacts/random-sd/diffusers`);
 const onnxDir =
-  args.onnx ?? (tiny ? `${root}models/tiny-shapes-onnx` : `${root}test-artifacts/random-sd/onnx`);
+  args.onnx ??
+  (sdxl
+    ? `${root}models/tiny-sdxl-shapes-onnx`
+    : tiny
+      ? `${root}models/tiny-shapes-onnx`
+      : `${root}test-artifacts/random-sd/onnx`);
 // Two random rank-4/rank-2 adapters made by scripts/golden-inference.py --random-model (they fit
 // every model of the tiny architecture, the trained one included).
 const adapterDirs = (
-  args.adapters ?? `${root}test-artifacts/random-sd/adapter_a,${root}test-artifacts/random-sd/adapter_b`
+  args.adapters ??
+  (sdxl
+    ? `${sdxlAdapters}/adapter_a,${sdxlAdapters}/adapter_b`
+    : `${root}test-artifacts/random-sd/adapter_a,${root}test-artifacts/random-sd/adapter_b`)
 ).split(",");
-for (const p of [modelDir, onnxDir, ...adapterDirs]) {
+for (const p of [modelDir, onnxDir, ...(sdxl && !args.adapters ? [] : adapterDirs)]) {
   if (!existsSync(p)) {
     console.error(
       `missing ${p}: run .venv/bin/python scripts/golden-inference.py --random-model test-artifacts/random-sd`,
@@ -84,7 +109,14 @@ const loadAverage = () =>
 // --- diffusers, driven over a line protocol ---------------------------------------------------
 const py = spawn(
   `${root}.venv/bin/python`,
-  [`${root}bench/inference_diffusers.py`, "--model", modelDir, "--threads", String(maxThreads)],
+  [
+    `${root}bench/inference_diffusers.py`,
+    "--model",
+    modelDir,
+    "--threads",
+    String(maxThreads),
+    ...(sdxl && !args.adapters ? ["--make-adapters", sdxlAdapters] : []),
+  ],
   {
     stdio: ["pipe", "pipe", "inherit"],
     env: { ...process.env, PYTHONWARNINGS: "ignore" },
@@ -177,9 +209,14 @@ pool = pools.get(nodeThreads) as InferencePool;
 for (const [n, p] of pools) if (n !== nodeThreads) await p.close();
 await pyCall({ op: "threads", threads: torchThreads });
 
+const weights = sdxl
+  ? "tiny-sdxl-shapes"
+  : tiny && !args.model
+    ? "tiny-shapes"
+    : "random weights, tiny-model architecture";
 const loadBefore = loadAverage();
 console.error(
-  `model ${onnxDir} (${tiny ? "tiny-shapes" : "random weights, tiny architecture"}), ${size}x${size}, DDIM ${steps} steps, cfg ${guidance}, ${pairs} pairs, threads node ${nodeThreads} / torch ${torchThreads} (calibration ms ${JSON.stringify(calibration)}), load ${loadBefore}`,
+  `model ${onnxDir} (${weights}), ${size}x${size}, DDIM ${steps} steps, cfg ${guidance}, ${pairs} pairs, threads node ${nodeThreads} / torch ${torchThreads} (calibration ms ${JSON.stringify(calibration)}), load ${loadBefore}`,
 );
 await nodePair(0, 2, null);
 await pyPair(0, 2, null);
@@ -246,7 +283,7 @@ const torchIps = (2 * torchMs.length) / (torchMs.reduce((a, b) => a + b, 0) / 10
 const stepMs = median(nodeStep);
 const nodeSwitchCost = median(nodeSwitched) - median(nodeSame);
 const result = {
-  command: "npx tsx bench/inference.ts",
+  command: `npx tsx bench/inference.ts ${process.argv.slice(2).join(" ")}`.trim(),
   date: new Date().toISOString(),
   machine: {
     cpus: (await import("node:os")).cpus().length,
@@ -256,7 +293,9 @@ const result = {
   model: {
     onnx: onnxDir.replace(root, ""),
     diffusers: modelDir.replace(root, ""),
-    weights: tiny && !args.model ? "tiny-shapes" : "random weights, tiny-model architecture",
+    family: sdxl ? "sdxl" : "sd",
+    pipeline: sdxl ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline",
+    weights,
     adapters: adapterDirs.map((d) => d.replace(root, "")),
     size,
   },
@@ -302,7 +341,7 @@ const result = {
   targets: { imagesPerSecondRatio: ">= 2", adapterSwitch: "< 5% of a step" },
 };
 mkdirSync(new URL("results/", import.meta.url), { recursive: true });
-writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
+writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
 console.log(
   JSON.stringify(
     {

@@ -1,6 +1,7 @@
-"""Writes the "Inference" section of BENCHMARKS.md from bench/results/inference.json.
+"""Writes the "Inference" section of BENCHMARKS.md from bench/results/inference.json (SD) and,
+when present, bench/results/inference-sdxl.json (the SDXL row).
 
-    npx tsx bench/inference.ts && python3 bench/inference_report.py
+    npx tsx bench/inference.ts && npx tsx bench/inference.ts --family sdxl && python3 bench/inference_report.py
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ Measured {r['date'][:16].replace('T', ' ')} UTC on {r['model']['weights']} ({r['
 {', '.join(r['model'].get('adapters', ['?']))}), {r['machine']['cpus']} CPU cores
 shared with other jobs (load average {r['machine']['loadAverageBefore'][0]:.1f} before, {r['machine']['loadAverageAfter'][0]:.1f} after).
 Threads: each side runs at the faster of 1 and 2 threads, from a calibration of 4-step pairs
-(Node: {fmt(cal['node'])}; diffusers: {fmt(cal['diffusers'])}). With the cores oversubscribed,
-PyTorch's second OpenMP thread makes it many times slower, so both sides ran with {r['threads']['node']}/{r['threads']['diffusers']} thread(s).
+(Node: {fmt(cal['node'])}; diffusers: {fmt(cal['diffusers'])}), so the sides ran with
+{r['threads']['node']} (Node) and {r['threads']['diffusers']} (diffusers) thread(s).
 
 | | Node (onnxruntime-node) | diffusers (PyTorch CPU) |
 | --- | ---: | ---: |
@@ -52,18 +53,43 @@ PyTorch's second OpenMP thread makes it many times slower, so both sides ran wit
 - **Adapter switch, Node: {a['node']['feedBuildMs']:.2f} ms = {a['node']['feedBuildPercentOfStep']:.1f}% of a step** (target < 5%: {'met' if a['node']['feedBuildPercentOfStep'] < 5 else 'missed'} for the switch itself). Switching
   is building the LoRA feed set from the cached, parsed adapter (scale folded into B); sessions are
   never reloaded. End to end, a {a['steps']}-step pair with a different adapter than the previous call took
-  {a['node']['switchedAdapterCallMs']:.0f} ms vs {a['node']['sameAdapterCallMs']:.0f} ms with the same one: {a['node']['switchCostMs']:+.1f} ms = {100 * a['node']['switchCostMs'] / n['unetMsPerStepMedian']:+.1f}% of a step, which is
-  inside the run-to-run spread of single calls (several ms), so this end-to-end figure does not
-  resolve the switch cost either way.
+  {a['node']['switchedAdapterCallMs']:.0f} ms vs {a['node']['sameAdapterCallMs']:.0f} ms with the same one ({a['node']['switchCostMs']:+.1f} ms): a median of
+  {len(r.get('adapterSwitchCalls', [])) or 'a few'} single calls per side, too few to resolve a millisecond either way; the feed build
+  above is the switch's cost measured directly.
 - Adapter switch, diffusers: `set_adapters` {a['diffusers']['setAdaptersMs']:.1f} ms; a {a['steps']}-step pair took {a['diffusers']['switchedAdapterCallMs']:.0f} ms switched vs {a['diffusers']['sameAdapterCallMs']:.0f} ms same.
 """
 
 
+def family_rows(results: list[dict]) -> str:
+    """One row per model family: the same bench, same machine, each run's own Node/diffusers ratio."""
+    rows = []
+    for r in results:
+        n, d = r["node"], r["diffusers"]
+        rows.append(
+            f"| {r['model'].get('pipeline', 'StableDiffusionPipeline')} | {r['model']['weights']} | {r['date'][:16].replace('T', ' ')} "
+            f"| {r['machine']['loadAverageBefore'][0]:.1f} | {n['imagesPerSecond']:.2f} | {d['imagesPerSecond']:.2f} "
+            f"| **{r['ratioImagesPerSecond']:.2f}x** | {n['pairLatencyMs']['p50']:.0f} / {d['pairLatencyMs']['p50']:.0f} ms "
+            f"| {r['adapterSwitch']['node']['feedBuildMs']:.2f} ms ({r['adapterSwitch']['node']['feedBuildPercentOfStep']:.1f}%) |"
+        )
+    return (
+        "\n### By model family\n\n"
+        "The same benchmark per pipeline family (`--family sd` writes `bench/results/inference.json`, "
+        "`--family sdxl` writes `bench/results/inference-sdxl.json`; for SDXL the diffusers side is "
+        "`StableDiffusionXLPipeline` and the adapters are two random peft adapters it makes under "
+        "`test-artifacts/random-sdxl`). No negative prompt on either side: `\"\"` encoded for SD, zeros "
+        "for SDXL. Each row's ratio is within its own run.\n\n"
+        "| pipeline | model | measured (UTC) | load before | Node images/s | diffusers images/s | Node / diffusers | pair p50 Node / diffusers | LoRA feed build (% of a step) |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n"
+    )
+
+
 def main() -> None:
-    r = json.loads((ROOT / "bench" / "results" / "inference.json").read_text())
+    results = ROOT / "bench" / "results"
+    r = json.loads((results / "inference.json").read_text())
+    extra = [json.loads(f.read_text()) for f in [results / "inference-sdxl.json"] if f.exists()]
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    new = section(r)
+    new = section(r) + family_rows([r, *extra])
     if "## Inference\n" in text:
         text = re.sub(r"## Inference\n.*?(?=\n## |\Z)", new.rstrip("\n") + "\n", text, flags=re.S)
     else:
