@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,3 +27,15 @@ def tiny_model_dir() -> Path:
 def tiny_onnx_dir() -> Path:
     assert (TINY_ONNX / "manifest.json").exists(), "models/tiny-shapes-onnx is missing (python -m prefloop_worker export-onnx)"
     return TINY_ONNX
+
+
+def lora_feeds(manifest: dict, lora: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+    """The exported UNet's LoRA inputs: (A, B) per target module from `lora`, rank 0 for the rest."""
+    feed = {}
+    for t in manifest["lora"]["targets"]:
+        a, b = (lora or {}).get(t["module"], (None, None))
+        if a is None:
+            a = np.zeros((0, t["shape_a"][1]), np.float32)
+            b = np.zeros((t["shape_b"][0], 0), np.float32)
+        feed[t["input_a"]], feed[t["input_b"]] = a, b
+    return feed

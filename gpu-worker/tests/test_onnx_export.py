@@ -5,6 +5,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from conftest import lora_feeds
 from prefloop_worker.export.lora_inputs import TARGETS, UNetWithLoraInputs
 
 PROMPT = "two small red circles on a blue background"
@@ -35,13 +36,7 @@ def unet_session(tiny_onnx_dir):
 
 def feeds(manifest, sample, timestep, hidden, lora: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
     feed = {"sample": sample.numpy(), "timestep": timestep.numpy(), "encoder_hidden_states": hidden.numpy()}
-    for t in manifest["lora"]["targets"]:
-        a, b = (lora or {}).get(t["module"], (None, None))
-        if a is None:
-            a = np.zeros((0, t["shape_a"][1]), np.float32)
-            b = np.zeros((t["shape_b"][0], 0), np.float32)
-        feed[t["input_a"]], feed[t["input_b"]] = a, b
-    return feed
+    return feed | lora_feeds(manifest, lora)
 
 
 def test_manifest_describes_every_attention_projection(tiny_onnx_dir, reference, unet_session):

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from conftest import lora_feeds
 from prefloop_worker.export.lora_inputs import TARGETS, SDXLUNetWithLoraInputs
 from prefloop_worker.tiny.checksums import verify_checksums
 
@@ -75,13 +76,7 @@ def feeds(manifest, sample, timestep, hidden, text_embeds, time_ids, lora=None) 
         "text_embeds": text_embeds.numpy(),
         "time_ids": time_ids.numpy(),
     }
-    for t in manifest["lora"]["targets"]:
-        a, b = (lora or {}).get(t["module"], (None, None))
-        if a is None:
-            a = np.zeros((0, t["shape_a"][1]), np.float32)
-            b = np.zeros((t["shape_b"][0], 0), np.float32)
-        feed[t["input_a"]], feed[t["input_b"]] = a, b
-    return feed
+    return feed | lora_feeds(manifest, lora)
 
 
 def test_manifest_is_the_sdxl_contract(exported, pipe, unet_session):

@@ -217,6 +217,22 @@ def unet_fixture(model: Path, out: Path) -> dict:
     }
 
 
+def traced_run(pipe, seed: int, **call) -> tuple[list[dict], torch.Tensor, np.ndarray]:
+    """One pipeline call, twice from the same seed: the latents after every step
+    (`callback_on_step_end`) and the final latents (`output_type="latent"`), then the decoded
+    image (`output_type="np"`)."""
+    trace: list[dict] = []
+
+    def on_step(p, i, t, kwargs):
+        trace.append({"index": i, "timestep": float(t), "latents": tensor(kwargs["latents"])})
+        return kwargs
+
+    with torch.no_grad():
+        latents = pipe(generator=torch.Generator().manual_seed(seed), output_type="latent", callback_on_step_end=on_step, **call).images
+        image = pipe(generator=torch.Generator().manual_seed(seed), output_type="np", **call).images
+    return trace, latents, image
+
+
 def pipeline_fixture(model: Path, out: Path) -> dict:
     from diffusers import DDIMScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
 
@@ -234,25 +250,16 @@ def pipeline_fixture(model: Path, out: Path) -> dict:
             seed = 1000 + index
             steps, guidance = 8, 5.0
             initial = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(seed))
-            trace = []
-
-            def on_step(p, i, t, kwargs, trace=trace):
-                trace.append({"index": i, "timestep": float(t), "latents": tensor(kwargs["latents"])})
-                return kwargs
-
-            common = dict(
+            trace_latent, latents, image = traced_run(
+                pipe,
+                seed,
                 prompt=prompt,
                 negative_prompt="",
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 height=64,
                 width=64,
-                callback_on_step_end=on_step,
             )
-            latents = pipe(generator=torch.Generator().manual_seed(seed), output_type="latent", **common).images
-            trace_latent = list(trace)
-            trace.clear()
-            image = pipe(generator=torch.Generator().manual_seed(seed), output_type="np", **common).images
             runs.append(
                 {
                     "prompt": prompt,

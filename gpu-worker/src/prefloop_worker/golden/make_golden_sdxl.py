@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .make_golden import PROMPTS, random_adapter, tensor, write
+from .make_golden import PROMPTS, random_adapter, tensor, traced_run, write
 
 TEXT_PROMPTS = [*PROMPTS, "", "a green background"]
 NEGATIVE_PROMPT = "a green background"
@@ -134,13 +134,9 @@ def pipeline_fixture(model: Path, out: Path) -> dict:
         seed = 2000 + index
         original_size, crops, target_size = micro or ((SIZE, SIZE), (0, 0), (SIZE, SIZE))
         initial = torch.randn((1, 4, SIZE // 4, SIZE // 4), generator=torch.Generator().manual_seed(seed))
-        trace: list = []
-
-        def on_step(p, i, t, kwargs, trace=trace):
-            trace.append({"index": i, "timestep": float(t), "latents": tensor(kwargs["latents"])})
-            return kwargs
-
-        common = dict(
+        trace_latent, latents, image = traced_run(
+            pipe,
+            seed,
             prompt=prompt,
             negative_prompt=negative,
             num_inference_steps=STEPS,
@@ -150,13 +146,7 @@ def pipeline_fixture(model: Path, out: Path) -> dict:
             original_size=original_size,
             crops_coords_top_left=crops,
             target_size=target_size,
-            callback_on_step_end=on_step,
         )
-        with torch.no_grad():
-            latents = pipe(generator=torch.Generator().manual_seed(seed), output_type="latent", **common).images
-            trace_latent = list(trace)
-            trace.clear()
-            image = pipe(generator=torch.Generator().manual_seed(seed), output_type="np", **common).images
         runs.append(
             {
                 "name": name,
