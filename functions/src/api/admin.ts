@@ -12,6 +12,7 @@ import { ApiError } from "../http/errors.js";
 import { findExperiment, type PairPool, type PoolScope } from "../voting/pairPool.js";
 import { findPromptSet, importPromptSet, listPromptSets } from "../voting/promptSets.js";
 import { searchVotes } from "../voting/votes.js";
+import { registerAdminBaseModelRoutes } from "./adminBaseModels.js";
 import { adminGuard, adminSecurity, registerAdminSessionRoutes } from "./adminSession.js";
 import type { VoterEnv } from "./voterSession.js";
 import {
@@ -124,6 +125,7 @@ const topUpRoute = createRoute({
 export function registerAdminRoutes(app: OpenAPIHono<VoterEnv>, deps: Deps, pool: PairPool): void {
   app.use("/api/admin/*", adminGuard(deps));
   registerAdminSessionRoutes(app, deps);
+  registerAdminBaseModelRoutes(app, deps);
   app.use("/api/admin/prompt-sets", bodyLimit({ maxSize: 32 * 1024 * 1024 }));
 
   const scopeOf = async (q: { experimentId?: string | undefined; promptSet?: string | undefined }) => {

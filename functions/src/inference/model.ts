@@ -20,6 +20,8 @@ export type ModelFamily = "sd" | "sdxl";
 
 interface ManifestComponent {
   file: string;
+  /** The weights of a model over 2 GB, next to its file (`<file>.data`). */
+  external_data?: string | null;
   inputs?: Record<string, { dtype: string; shape: (number | string)[] }>;
   outputs?: Record<string, { dtype: string; shape: (number | string)[] }>;
   prediction_type?: string | null;
@@ -76,15 +78,32 @@ export class ModelFormatError extends Error {
 /** Reads and checks `manifest.json` of an exported model folder. */
 export async function readManifest(dir: string): Promise<ModelManifest> {
   const path = join(dir, "manifest.json");
-  let manifest: ModelManifest;
+  let text: string;
   try {
-    manifest = JSON.parse(await readFile(path, "utf8")) as ModelManifest;
+    text = await readFile(path, "utf8");
   } catch (err) {
     throw new ModelFormatError(`cannot read the model manifest ${path}: ${(err as Error).message}`);
   }
+  return parseManifest(text, path);
+}
+
+/**
+ * Checks the text of an export manifest (`where` names it in messages: a path or a blob key):
+ * a known format, the components and tokenizers of its family, LoRA targets.
+ */
+export function parseManifest(text: string, where: string): ModelManifest {
+  let manifest: ModelManifest;
+  try {
+    manifest = JSON.parse(text) as ModelManifest;
+  } catch (err) {
+    throw new ModelFormatError(`cannot read the model manifest ${where}: ${(err as Error).message}`);
+  }
+  if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
+    throw new ModelFormatError(`model manifest ${where} is not a JSON object`);
+  }
   if (!FORMATS.includes(manifest.format)) {
     throw new ModelFormatError(
-      `model manifest ${path} has format ${JSON.stringify(manifest.format)}, expected one of ${FORMATS.join(", ")}`,
+      `model manifest ${where} has format ${JSON.stringify(manifest.format)}, expected one of ${FORMATS.join(", ")}`,
     );
   }
   const sdxl = manifest.format === SDXL_MODEL_FORMAT;
@@ -93,12 +112,12 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     : (["text_encoder", "unet", "vae_decoder"] as const);
   for (const part of parts) {
     if (!manifest.components?.[part]?.file)
-      throw new ModelFormatError(`model manifest ${path} has no ${part} component`);
+      throw new ModelFormatError(`model manifest ${where} has no ${part} component`);
   }
-  if (!manifest.tokenizer?.file) throw new ModelFormatError(`model manifest ${path} has no tokenizer`);
+  if (!manifest.tokenizer?.file) throw new ModelFormatError(`model manifest ${where} has no tokenizer`);
   if (sdxl && !manifest.tokenizer_2?.file)
-    throw new ModelFormatError(`model manifest ${path} is SDXL but has no tokenizer_2`);
-  if (!manifest.lora?.targets) throw new ModelFormatError(`model manifest ${path} has no lora.targets`);
+    throw new ModelFormatError(`model manifest ${where} is SDXL but has no tokenizer_2`);
+  if (!manifest.lora?.targets) throw new ModelFormatError(`model manifest ${where} has no lora.targets`);
   return manifest;
 }
 

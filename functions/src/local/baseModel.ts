@@ -3,52 +3,19 @@
  * `base_models` at start-up, so the pair pool and the generator have a model to work with.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, join, relative, resolve, sep } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { baseModelIdOf, familyOf, modelFolderSha256 } from "../baseModels/identity.js";
 import { repoRoot } from "../config.js";
 import { baseModels } from "../db/schema.js";
-import { SDXL_MODEL_FORMAT } from "../inference/model.js";
 import type { Db } from "../platform/db/index.js";
 
-/** `base_models.family` of an export: the pipeline family it was exported from. */
-export function familyOf(manifest: { format?: string }): "stable-diffusion" | "stable-diffusion-xl" {
-  return manifest.format === SDXL_MODEL_FORMAT ? "stable-diffusion-xl" : "stable-diffusion";
-}
+export { baseModelIdOf, familyOf, modelFolderSha256 };
 
 interface ExportManifest {
   format?: string;
   image?: { width?: number; height?: number };
   source?: { model_dir?: string };
-}
-
-/** The id a model folder is registered under: its name, without the `-onnx` suffix. */
-export function baseModelIdOf(modelDir: string): string {
-  return basename(resolve(modelDir)).replace(/-onnx$/, "");
-}
-
-/**
- * Content hash of a model folder, the worker's convention (`model_sha256`, written into every
- * adapter manifest as `baseModelSha256`): sha256 over sorted `relpath\0sha256(file)\n` lines,
- * dot-files left out.
- */
-export function modelFolderSha256(dir: string): string {
-  const files: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const full = join(d, e.name);
-      if (e.isDirectory()) walk(full);
-      else if (e.isFile()) files.push(relative(dir, full).split(sep).join("/"));
-    }
-  };
-  walk(dir);
-  const outer = createHash("sha256");
-  for (const rel of files.filter((f) => !f.startsWith(".") && !f.includes("/.")).sort()) {
-    const inner = createHash("sha256")
-      .update(readFileSync(join(dir, rel)))
-      .digest("hex");
-    outer.update(`${rel}\0${inner}\n`);
-  }
-  return outer.digest("hex");
 }
 
 /**
