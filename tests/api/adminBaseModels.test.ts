@@ -4,14 +4,21 @@
  * over HTTP, listed and shown; broken exports, unknown hashes and hash conflicts are refused
  * with nothing written; the generator reads the registered export back from the blob store.
  */
+import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { baseModelTargets, checkAdapter } from "../../functions/src/adapters/validate.js";
 import { createApp } from "../../functions/src/app.js";
-import { checksumsFolderSha256, folderSha256 } from "../../functions/src/baseModels/identity.js";
-import { baseModelSummary, onnxUriOf, registerBaseModel } from "../../functions/src/baseModels/register.js";
+import { onnxUriOf } from "../../functions/src/baseModels/exportLocation.js";
+import {
+  checksumsFolderSha256,
+  comparePaths,
+  folderSha256,
+} from "../../functions/src/baseModels/identity.js";
+import { baseModelSummary, registerBaseModel } from "../../functions/src/baseModels/register.js";
 import { loadConfig, repoRoot } from "../../functions/src/config.js";
 import { adapters, baseModels } from "../../functions/src/db/schema.js";
 import { modelSource } from "../../functions/src/generator/generator.js";
@@ -104,6 +111,33 @@ describe("admin API: base models from the blob store", () => {
       ]),
     );
     expect(a).not.toBe(folderSha256([{ path: "a", sha256: "2" }]));
+  });
+
+  it("orders paths as the worker's sorted(Path) does, segment by segment", () => {
+    // Python: [str(p) for p in sorted(PurePosixPath(x) for x in paths)]
+    const python = [
+      "Z/x",
+      "a/b",
+      "a/b/c",
+      "a/x",
+      "a b/c",
+      "a-b/x",
+      "a.txt",
+      "ab",
+      "unet/x",
+      "unet.json",
+      "z/x",
+      "～/x",
+      "😀/x",
+    ];
+    const shuffled = [...python].reverse();
+    expect(shuffled.sort(comparePaths)).toEqual(python);
+    // so the folder hash of names that a plain string sort orders differently follows the worker
+    const files = ["unet.json", "unet/x"].map((path) => ({ path, sha256: "0".repeat(64) }));
+    const lines = (order: string[]) => order.map((p) => `${p}\0${"0".repeat(64)}\n`).join("");
+    const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    expect(folderSha256(files)).toBe(sha(lines(["unet/x", "unet.json"])));
+    expect(folderSha256(files)).not.toBe(sha(lines(["unet.json", "unet/x"])));
   });
 
   it("needs the admin key", async () => {
@@ -212,6 +246,24 @@ describe("admin API: base models from the blob store", () => {
     const uri = onnxUriOf(s3, "models/tiny-sdxl-shapes-onnx/");
     expect(uri).toBe("s3://prefloop-blobs/models/tiny-sdxl-shapes-onnx/");
     expect(modelSource(uri, "fallback")).toBe("blob:models/tiny-sdxl-shapes-onnx/");
+  });
+
+  it("checks adapters against the registered export's LoRA targets, read from the blob store", async () => {
+    const [row] = await h.deps.db.orm.select().from(baseModels).where(eq(baseModels.id, "sdxl-tiny"));
+    const base = row as NonNullable<typeof row>;
+    const targets = await baseModelTargets(h.deps, base);
+    expect(targets?.length).toBe(88);
+    const manifest = { baseModelId: base.id, baseModelSha256: base.sha256, rank: 4 };
+    const weights = (dir: string) =>
+      readFileSync(join(repoRoot, dir, "adapter/pytorch_lora_weights.safetensors"));
+    // the SDXL golden adapter fits the SDXL export; the SD one has the right structure but not its targets
+    expect(checkAdapter("sdxl", base, targets, manifest, weights("tests/fixtures/golden-sdxl"))).toEqual({
+      ok: true,
+      rank: 4,
+    });
+    const sd = checkAdapter("sd", base, targets, manifest, weights("tests/fixtures/golden"));
+    expect(sd.ok).toBe(false);
+    expect(sd.ok || sd.reason).toMatch(/^adapter sd: /);
   });
 
   it("on S3, takes and stores the bucket's s3:// URIs (the trainer's and the generator's form)", async () => {

@@ -10,10 +10,11 @@
  * ADAPTER_MAX_RANK and agrees with the manifest's.
  */
 import { join } from "node:path";
+import { exportManifestOf } from "../baseModels/exportLocation.js";
 import type { baseModels } from "../db/schema.js";
 import type { Deps } from "../deps.js";
 import { AdapterMismatchError, type LoraTarget, loadLoraAdapter } from "../inference/lora.js";
-import { loraTargets, type ModelManifest, readManifest } from "../inference/model.js";
+import { loraTargets, ModelFormatError, type ModelManifest } from "../inference/model.js";
 import { parseSafetensors, SafeTensorsError } from "../inference/safetensors.js";
 
 /** Highest LoRA rank the platform serves (inference cost grows with it). */
@@ -43,11 +44,12 @@ export async function baseModelTargets(
   deps: Pick<Deps, "blobs" | "config">,
   base: BaseModel,
 ): Promise<LoraTarget[] | null> {
-  if (base.onnxUri && !base.onnxUri.includes("://")) {
+  if (base.onnxUri) {
     try {
-      return loraTargets(await readManifest(base.onnxUri));
-    } catch {
-      return null;
+      return loraTargets(await exportManifestOf(deps, base.onnxUri));
+    } catch (err) {
+      if (err instanceof ModelFormatError) return null;
+      throw err;
     }
   }
   const modelDir = deps.config.inference.modelDir;

@@ -30,14 +30,38 @@ export function isHidden(relPath: string): boolean {
   return relPath.startsWith(".") || relPath.includes("/.");
 }
 
+function compareCodePoints(a: string, b: string): number {
+  const x = Array.from(a, (c) => c.codePointAt(0) ?? 0);
+  const y = Array.from(b, (c) => c.codePointAt(0) ?? 0);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = (x[i] as number) - (y[i] as number);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
+ * The order the worker's `sorted(Path)` puts relative paths in: segment by segment, each compared
+ * by code point (so `unet/x` comes before `unet.json`, unlike a plain string sort).
+ */
+export function comparePaths(a: string, b: string): number {
+  const x = a.split("/");
+  const y = b.split("/");
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = compareCodePoints(x[i] as string, y[i] as string);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
 /**
  * The folder hash from each file's relative path (`/`-separated) and sha256: hidden files left
- * out, lines sorted by path.
+ * out, lines in the worker's path order (`comparePaths`).
  */
 export function folderSha256(files: Iterable<{ path: string; sha256: string }>): string {
   const outer = createHash("sha256");
   const kept = [...files].filter((f) => !isHidden(f.path));
-  kept.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  kept.sort((a, b) => comparePaths(a.path, b.path));
   for (const f of kept) outer.update(`${f.path}\0${f.sha256}\n`);
   return outer.digest("hex");
 }

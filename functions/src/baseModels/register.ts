@@ -10,8 +10,6 @@
  * `s3://<bucket>/<prefix>` on S3, `blob:<prefix>` on the filesystem blob store; `diffusers_uri`
  * in the form the trainer gets (`s3://...` or `file://...`, `training/runs.ts`).
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { count, eq } from "drizzle-orm";
 import { currentChampion } from "../adapters/registry.js";
 import { adapters, baseModels } from "../db/schema.js";
@@ -19,7 +17,8 @@ import type { Deps } from "../deps.js";
 import { ApiError } from "../http/errors.js";
 import { ModelFormatError, type ModelManifest, parseManifest } from "../inference/model.js";
 import { assertBlobKey } from "../platform/blob/port.js";
-import { blobKeyFromUri, blobUri } from "../platform/blob/uri.js";
+import { blobUri } from "../platform/blob/uri.js";
+import { blobPrefixOf, exportManifestOf, MANIFEST_FILE, onnxUriOf } from "./exportLocation.js";
 import {
   baseModelIdOf,
   CHECKSUMS_FILE,
@@ -45,33 +44,7 @@ export interface RegisterBaseModelInput {
 /** Ids the platform accepts: they end up in adapter ids and blob keys. */
 export const BASE_MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-const MANIFEST_FILE = "manifest.json";
-
 const refuse = (code: string, message: string) => new ApiError(422, code, message);
-
-/**
- * The blob prefix (`a/b/`) that `location` names: `blob:<prefix>`, a URI of this store
- * (`s3://<its bucket>/...`, or `file://` under the filesystem store's folder) or, when `bare`
- * is set, a prefix as is. Null when it names another place (another bucket, a local path).
- */
-export function blobPrefixOf(
-  config: Pick<Deps["config"], "blob">,
-  location: string,
-  opts: { bare: boolean },
-): string | null {
-  let key: string | null;
-  if (location.startsWith("blob:")) key = location.slice(5);
-  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
-    try {
-      key = blobKeyFromUri(config.blob, location);
-    } catch {
-      key = null; // broken percent-encoding: not a URI of this store
-    }
-  } else key = opts.bare && !location.startsWith("/") ? location : null;
-  if (key === null) return null;
-  key = key.replace(/^\/+/, "").replace(/\/*$/, "/");
-  return key === "/" ? null : key;
-}
 
 function checkedPrefix(prefix: string, field: string): string {
   try {
@@ -80,11 +53,6 @@ function checkedPrefix(prefix: string, field: string): string {
     throw refuse("invalid_prefix", `${field} ${JSON.stringify(prefix)} is not a usable blob prefix.`);
   }
   return prefix;
-}
-
-/** How `base_models.onnx_uri` names an export under a blob prefix of this deployment's store. */
-export function onnxUriOf(config: Pick<Deps["config"], "blob">, prefix: string): string {
-  return config.blob.backend === "s3" ? `s3://${config.blob.bucket}/${prefix}` : `blob:${prefix}`;
 }
 
 /** The files a manifest names, relative to its folder. */
@@ -256,38 +224,6 @@ export async function listBaseModels(db: Deps["db"]): Promise<BaseModel[]> {
 export async function findBaseModel(db: Deps["db"], id: string): Promise<BaseModel | null> {
   const [row] = await db.orm.select().from(baseModels).where(eq(baseModels.id, id));
   return row ?? null;
-}
-
-/**
- * The export manifest of a registered base model, wherever its `onnx_uri` points: this blob
- * store (`blob:` or its `s3://` bucket), a `file://` URI or a local folder. Throws
- * ModelFormatError when it cannot be read or is not an export manifest.
- */
-export async function exportManifestOf(
-  deps: Pick<Deps, "blobs" | "config">,
-  onnxUri: string,
-): Promise<ModelManifest> {
-  const prefix =
-    onnxUri.startsWith("blob:") || onnxUri.startsWith("s3://")
-      ? blobPrefixOf(deps.config, onnxUri, { bare: false })
-      : null;
-  if (prefix) {
-    const key = `${prefix}${MANIFEST_FILE}`;
-    const bytes = await deps.blobs.get(key);
-    if (!bytes) throw new ModelFormatError(`there is no ${MANIFEST_FILE} under blob prefix ${prefix}`);
-    return parseManifest(new TextDecoder().decode(bytes), `blob ${key}`);
-  }
-  if (onnxUri.includes("://") && !onnxUri.startsWith("file://"))
-    throw new ModelFormatError(`${onnxUri} is not in this deployment's blob store`);
-  const dir = onnxUri.startsWith("file://") ? decodeURIComponent(new URL(onnxUri).pathname) : onnxUri;
-  const path = join(dir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new ModelFormatError(`cannot read the model manifest ${path}: ${(err as Error).message}`);
-  }
-  return parseManifest(text, path);
 }
 
 /** A base model's export at a glance, with its champion adapter. */
