@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   loraTargets,
   ModelFormatError,
+  modelFamily,
   readManifest,
   resolveModelDir,
 } from "../../functions/src/inference/model.js";
@@ -30,6 +31,35 @@ describe("exported model folders", () => {
     expect(targets.length).toBeGreaterThan(0);
     expect(targets[0]?.keyA).toMatch(/^unet\..*\.lora_A\.weight$/);
     expect(targets[0]?.inFeatures).toBeGreaterThan(0);
+  });
+
+  it("reads an SDXL export as the SDXL family, and refuses one without its second encoder", async () => {
+    const sdxl = `${repoRoot}models/tiny-sdxl-shapes-onnx`;
+    const manifest = await readManifest(sdxl);
+    expect(modelFamily(manifest)).toBe("sdxl");
+    expect(modelFamily(await readManifest(modelDir))).toBe("sd");
+    const broken = (change: (m: Record<string, unknown>) => void) => {
+      const m = JSON.parse(readFileSync(`${sdxl}/manifest.json`, "utf8")) as Record<string, unknown>;
+      change(m);
+      const dir = mkdtempSync(join(root, "sdxl-"));
+      writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
+      return readManifest(dir);
+    };
+    await expect(
+      broken((m) => {
+        delete (m.components as Record<string, unknown>).text_encoder_2;
+      }),
+    ).rejects.toThrow(/has no text_encoder_2 component/);
+    await expect(
+      broken((m) => {
+        delete m.tokenizer_2;
+      }),
+    ).rejects.toThrow(/is SDXL but has no tokenizer_2/);
+    await expect(
+      broken((m) => {
+        m.format = "prefloop-onnx-sd3/1";
+      }),
+    ).rejects.toThrow(/expected one of prefloop-onnx-sd\/1, prefloop-onnx-sdxl\/1/);
   });
 
   it("rejects folders without a manifest of the expected format", async () => {
