@@ -4,10 +4,8 @@
  * store's folder) or a local folder. Shared by registration (`register.ts`), the adapter checks
  * (`adapters/validate.ts`) and anything else that needs a registered model's export.
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { Deps } from "../deps.js";
-import { ModelFormatError, type ModelManifest, parseManifest } from "../inference/model.js";
+import { ModelFormatError, type ModelManifest, parseManifest, readManifest } from "../inference/model.js";
 import { blobKeyFromUri } from "../platform/blob/uri.js";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -62,13 +60,7 @@ export async function exportManifestOf(
   }
   if (onnxUri.includes("://") && !onnxUri.startsWith("file://"))
     throw new ModelFormatError(`${onnxUri} is not in this deployment's blob store`);
-  const dir = onnxUri.startsWith("file://") ? decodeURIComponent(new URL(onnxUri).pathname) : onnxUri;
-  const path = join(dir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new ModelFormatError(`cannot read the model manifest ${path}: ${(err as Error).message}`);
-  }
-  return parseManifest(text, path);
+  return readManifest(
+    onnxUri.startsWith("file://") ? decodeURIComponent(new URL(onnxUri).pathname) : onnxUri,
+  );
 }
