@@ -40,6 +40,7 @@ import {
   startPlatform,
   startVoters,
   trainingCaptions,
+  type VoterCrowd,
   waitForLoop,
 } from "../tests/e2e/loopDriver.js";
 
@@ -141,6 +142,8 @@ async function oneSeed(seed: number) {
     POOL_DEPTH: "16",
     GOLD_PAIR_RATE: "0",
     LOOP_MIN_VOTES: String(first),
+    // one round: the tournament. A second round would train while the arms are judged.
+    LOOP_MAX_ROUNDS: "1",
     LOOP_OBJECTIVES: objectives.join(","),
     LOOP_STEPS: args.steps,
     LOOP_LEARNING_RATE: "5e-4",
@@ -149,9 +152,11 @@ async function oneSeed(seed: number) {
     EXPERIMENT_MAX_VOTES: "1000",
   });
   const rows = allRows;
+  let voters: VoterCrowd | null = null;
   try {
     await importCaptions(p, "bench-train", trainingCaptions(600));
     const crowd = startVoters(p, { n: Number(args.voters), rule, noise: Number(args.noise), seed });
+    voters = crowd;
     const t0 = Date.now();
     let trainedAt: number | null = null;
     let experimentAt: number | null = null;
@@ -196,6 +201,11 @@ async function oneSeed(seed: number) {
     };
     tournaments.push(tournament);
     flush(false);
+    // The voters stop once every budget's votes are in, so they do not share the machine with
+    // the judging and the sweep's training.
+    const lastBudget = Math.max(...budgets);
+    while (crowd.votes() < lastBudget) await new Promise((r) => setTimeout(r, 1000));
+    await crowd.stop();
     const held = heldoutCaptions(judgePrompts);
     for (const a of report.arms.slice(1) as Json[]) {
       const judged = await judgeAdapter(p, a.adapterId, held, rule, 1000 * seed);
@@ -213,7 +223,6 @@ async function oneSeed(seed: number) {
     // larger budgets: keep voting, then train each objective from the base on the first N votes
     const [base] = await p.deps.db.orm.select().from(baseModels).where(eq(baseModels.id, end.baseModelId));
     for (const budget of budgets.slice(1)) {
-      while (crowd.votes() < budget) await new Promise((r) => setTimeout(r, 1000));
       // the snapshot holds the first `budget` votes, however many came in while earlier steps ran
       const [nth] = await queryRows<{ created_at: string | Date }>(
         p.deps.db.orm,
@@ -266,8 +275,8 @@ async function oneSeed(seed: number) {
         flush(false);
       }
     }
-    await crowd.stop();
   } finally {
+    await voters?.stop();
     await p.close();
   }
 }

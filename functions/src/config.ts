@@ -152,6 +152,7 @@ const envSchema = z.object({
   LOOP_ENABLED: bool.default(true),
   LOOP_CHECK_SECONDS: positiveInt.max(86_400).default(30),
   LOOP_MIN_VOTES: positiveInt.default(200),
+  LOOP_MAX_ROUNDS: positiveInt.optional(),
   LOOP_OBJECTIVE: objective.default("dpo"),
   LOOP_SPACE: space.default("latent"),
   LOOP_OBJECTIVES: z
@@ -277,6 +278,8 @@ export interface Config {
     checkSeconds: number;
     /** Usable votes newer than the champion's snapshot that start a round. */
     minVotes: number;
+    /** Rounds per base model after which no more start (LOOP_MAX_ROUNDS; null = no limit). */
+    maxRounds: number | null;
     /** The challengers a round trains: one `{objective, space}` each (LOOP_OBJECTIVES, else LOOP_OBJECTIVE:LOOP_SPACE). */
     objectives: { objective: LoopObjective; space: LoopSpace }[];
     steps: number;
@@ -415,6 +418,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       enabled: e.LOOP_ENABLED,
       checkSeconds: e.LOOP_CHECK_SECONDS,
       minVotes: e.LOOP_MIN_VOTES,
+      maxRounds: e.LOOP_MAX_ROUNDS ?? null,
       objectives: parseObjectives(e.LOOP_OBJECTIVES) ?? [
         { objective: e.LOOP_OBJECTIVE, space: e.LOOP_SPACE },
       ],

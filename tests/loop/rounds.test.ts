@@ -220,4 +220,31 @@ describe.each(["postgres", "pglite"] as const)("loop rounds (%s)", (db) => {
     });
     expect(await settleRound(h.deps, "no-such-round")).toBeNull();
   });
+
+  it("starts no more rounds than LOOP_MAX_ROUNDS", async () => {
+    await h.deps.db.orm
+      .update(experiments)
+      .set({ status: "stopped" })
+      .where(eq(experiments.id, "exp-running"));
+    const rounds = (await h.deps.db.orm.select().from(loopRounds).where(eq(loopRounds.baseModelId, "tiny")))
+      .length;
+    const limited = (maxRounds: number) => ({
+      ...h.deps,
+      config: { ...h.deps.config, loop: { ...h.deps.config.loop, maxRounds } },
+    });
+    await seedVotes(
+      h.deps,
+      Array.from({ length: 6 }, () => ({ choice: "left" as const })),
+      { start: new Date(Date.now() - 100), stepMs: 1 },
+    );
+    const now = new Date();
+    const unlimited = await roundDecision(h.deps, "tiny", now);
+    expect(unlimited).toMatchObject({ start: true });
+    expect(await roundDecision(limited(rounds + 1), "tiny", now)).toEqual(unlimited);
+    expect(rounds).toBeGreaterThan(0);
+    expect(await roundDecision(limited(rounds), "tiny", now)).toMatchObject({
+      start: false,
+      reason: `${rounds} round(s) have run, the most LOOP_MAX_ROUNDS = ${rounds} allows`,
+    });
+  });
 });

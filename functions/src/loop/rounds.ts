@@ -10,7 +10,7 @@
  * active round of a base model makes the loser's insert fail; the loser does nothing.
  */
 import { randomUUID } from "node:crypto";
-import { and, desc, eq, inArray, isNotNull, sql } from "drizzle-orm";
+import { and, count, desc, eq, inArray, isNotNull, sql } from "drizzle-orm";
 import { currentChampion } from "../adapters/registry.js";
 import {
   adapters,
@@ -56,6 +56,14 @@ export async function roundDecision(deps: LoopDeps, baseModelId: string, now: Da
     .from(experiments)
     .where(and(eq(experiments.baseModelId, baseModelId), eq(experiments.status, "running")));
   if (running) return no(`experiment ${running.id} is running`);
+  const { maxRounds } = deps.config.loop;
+  if (maxRounds !== null) {
+    const [{ n } = { n: 0 }] = await deps.db.orm
+      .select({ n: count() })
+      .from(loopRounds)
+      .where(eq(loopRounds.baseModelId, baseModelId));
+    if (n >= maxRounds) return no(`${n} round(s) have run, the most LOOP_MAX_ROUNDS = ${maxRounds} allows`);
+  }
 
   const champion = await currentChampion(deps.db, baseModelId);
   const championCutoff = champion?.datasetSnapshotId
