@@ -344,6 +344,8 @@ function flush(complete: boolean): void {
       target: "≥ 0.70 at ≤ 1,000 votes for the best objective",
     },
     complete,
+    /** The seeds whose tournament finished (the settings list what was asked for). */
+    seedsDone: [...new Set(tournaments.map((t) => t.seed as number))].sort((a, b) => a - b),
     tournament: tournaments,
     medians: {
       votesToFirstPromotion: median(
