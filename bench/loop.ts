@@ -13,9 +13,10 @@
  *   node_modules/.bin/tsx bench/loop.ts [--budgets 500,1000,2000] [--objectives dpo:latent,cpo:ncp]
  *     [--seeds 1,2,3] [--judge 48] [--voters 8] [--steps 200] [--resume bench/results/loop.json]
  *
- * `--resume FILE` keeps the seeds of an earlier run's results that this run does not repeat (its
- * settings other than the seeds must equal this run's), so seeds can be run one session at a time;
- * medians are then over every seed in the file.
+ * `--resume FILE[,FILE…]` keeps the seeds of earlier runs' results that this run does not repeat
+ * (their settings other than the seeds must equal this run's; where two files hold a seed, the later
+ * file's is kept), so seeds can be run one at a time or side by side; medians are then over every
+ * seed kept. `--seeds ""` runs nothing and only merges the files given to `--resume`.
  *
  * Writes bench/results/loop.json: exactly what was run, per seed and medians over seeds, with
  * `headline.bestWinRateAtMost1000Votes`.
@@ -60,7 +61,7 @@ const { values: args } = parseArgs({
 });
 const budgets = args.budgets.split(",").map(Number);
 const objectives = args.objectives.split(",");
-const seeds = args.seeds.split(",").map(Number);
+const seeds = args.seeds.trim() === "" ? [] : args.seeds.split(",").map(Number);
 const judgePrompts = Number(args.judge);
 const rule = args.rule as "brighter";
 const median = (xs: number[]) => {
@@ -103,6 +104,10 @@ const resumed: { seeds: number[]; commands: string[]; budgets: number[]; objecti
   objectives: [],
 };
 
+const thisCommand = `node_modules/.bin/tsx bench/loop.ts ${process.argv.slice(2).join(" ")}`.trim();
+/** Which command ran each seed's rows. */
+const seedCommands: Record<number, string> = Object.fromEntries(seeds.map((seed) => [seed, thisCommand]));
+
 /** What makes rows of two runs comparable: everything but the seeds, budgets and objectives run. */
 function comparable(s: Json): Json {
   return {
@@ -116,24 +121,42 @@ function comparable(s: Json): Json {
 }
 
 if (args.resume) {
-  const earlier = JSON.parse(readFileSync(args.resume, "utf8")) as Json;
+  const files = args.resume.split(",");
   const mine = comparable(currentSettings());
-  const theirs = comparable(earlier.settings);
-  if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
-    throw new Error(
-      `--resume ${args.resume}: its settings ${JSON.stringify(theirs)} differ from this run's ${JSON.stringify(mine)}`,
-    );
+  const kept = new Set<number>(seeds);
+  // the last file first: where two files hold a seed, the later one's rows are kept
+  for (const file of [...files].reverse()) {
+    const earlier = JSON.parse(readFileSync(file, "utf8")) as Json;
+    const theirs = comparable(earlier.settings);
+    if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
+      throw new Error(
+        `--resume ${file}: its settings ${JSON.stringify(theirs)} differ from this run's ${JSON.stringify(mine)}`,
+      );
+    }
+    const rows = earlier.rows as SweepRow[];
+    const ts = earlier.tournament as Json[];
+    const theirSeeds = new Set<number>([...rows.map((r) => r.seed), ...ts.map((t) => t.seed as number)]);
+    const take = [...theirSeeds].filter((seed) => !kept.has(seed));
+    for (const seed of take) kept.add(seed);
+    allRows.push(...rows.filter((r) => take.includes(r.seed)));
+    tournaments.push(...ts.filter((t) => take.includes(t.seed)));
+    for (const seed of take) {
+      // the command that ran this seed: the file's own, unless the file itself resumed it
+      const ranHere = !(earlier.resumedFrom?.seeds ?? []).includes(seed);
+      seedCommands[seed] =
+        earlier.seedCommands?.[seed] ??
+        (ranHere ? earlier.command : `one of: ${(earlier.resumedFrom?.commands ?? []).join(" | ")}`);
+    }
+    resumed.budgets = [...new Set([...resumed.budgets, ...earlier.settings.budgets])];
+    resumed.objectives = [...new Set([...resumed.objectives, ...earlier.settings.objectives])];
   }
-  const keep = (seed: number) => !seeds.includes(seed);
-  for (const row of earlier.rows as SweepRow[]) if (keep(row.seed)) allRows.push(row);
-  for (const t of earlier.tournament as Json[]) if (keep(t.seed)) tournaments.push(t);
+  allRows.sort((a, b) => a.seed - b.seed);
+  tournaments.sort((a, b) => a.seed - b.seed);
   resumed.seeds = [...new Set([...allRows.map((r) => r.seed), ...tournaments.map((t) => t.seed)])].sort(
     (a, b) => a - b,
   );
-  resumed.commands = [...(earlier.resumedFrom?.commands ?? []), earlier.command];
-  resumed.budgets = earlier.settings.budgets;
-  resumed.objectives = earlier.settings.objectives;
-  log(`resuming seeds ${resumed.seeds.join(",") || "none"} from ${args.resume}`);
+  resumed.commands = [...new Set(resumed.seeds.map((seed) => seedCommands[seed] as string))];
+  log(`resuming seeds ${resumed.seeds.join(",") || "none"} from ${files.join(", ")}`);
 }
 
 async function oneSeed(seed: number) {
@@ -297,8 +320,11 @@ function currentSettings(): Json {
 const startedAt = new Date().toISOString();
 const loadBefore = loadavg();
 
-/** Writes what has run so far (`complete: false` until every seed finished). */
-function flush(complete: boolean): void {
+/**
+ * Writes what has run so far. `complete` once this run finished and every seed kept has its
+ * tournament and a judged row for every budget and objective.
+ */
+function flush(finished: boolean): void {
   const rows = allRows;
   const union = <T>(a: T[], b: T[]) => [...new Set([...a, ...b])];
   const allBudgets = union(resumed.budgets, budgets).sort((a, b) => a - b);
@@ -315,11 +341,20 @@ function flush(complete: boolean): void {
       };
     }),
   );
+  const allSeeds = union(resumed.seeds, seeds).sort((a, b) => a - b);
+  const complete =
+    finished &&
+    allSeeds.every((seed) => tournaments.some((t) => t.seed === seed)) &&
+    cells.every((c) =>
+      allSeeds.every((seed) =>
+        rows.some((r) => r.seed === seed && r.votes === c.votes && r.objective === c.objective),
+      ),
+    );
   const atMost1000 = cells.filter((c) => c.votes <= 1000 && c.medianWinRate !== null);
   const best = atMost1000.sort((a, b) => (b.medianWinRate as number) - (a.medianWinRate as number))[0];
   const out = {
     benchmark: "loop",
-    command: `node_modules/.bin/tsx bench/loop.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    command: thisCommand,
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
@@ -327,8 +362,9 @@ function flush(complete: boolean): void {
       ...currentSettings(),
       budgets: allBudgets,
       objectives: allObjectives,
-      seeds: union(resumed.seeds, seeds).sort((a, b) => a - b),
+      seeds: allSeeds,
     },
+    seedCommands,
     resumedFrom: args.resume ? { file: args.resume, ...resumed } : undefined,
     judge:
       "the voters' rule on held-out captions (never trained on, never voted on): adapter vs base, same prompt and seed; a tie is not a win",
