@@ -104,7 +104,10 @@ const resumed: { seeds: number[]; commands: string[]; budgets: number[]; objecti
   objectives: [],
 };
 
-const thisCommand = `node_modules/.bin/tsx bench/loop.ts ${process.argv.slice(2).join(" ")}`.trim();
+/** This run's command line, with empty or spaced arguments quoted so it can be run again. */
+const thisCommand = ["node_modules/.bin/tsx bench/loop.ts", ...process.argv.slice(2)]
+  .map((a, i) => (i > 0 && (a === "" || /\s/.test(a)) ? JSON.stringify(a) : a))
+  .join(" ");
 /** Which command ran each seed's rows. */
 const seedCommands: Record<number, string> = Object.fromEntries(seeds.map((seed) => [seed, thisCommand]));
 
@@ -137,10 +140,10 @@ if (args.resume) {
     const ts = earlier.tournament as Json[];
     const theirSeeds = new Set<number>([...rows.map((r) => r.seed), ...ts.map((t) => t.seed as number)]);
     const take = [...theirSeeds].filter((seed) => !kept.has(seed));
-    for (const seed of take) kept.add(seed);
     allRows.push(...rows.filter((r) => take.includes(r.seed)));
     tournaments.push(...ts.filter((t) => take.includes(t.seed)));
     for (const seed of take) {
+      kept.add(seed);
       // the command that ran this seed: the file's own, unless the file itself resumed it
       const ranHere = !(earlier.resumedFrom?.seeds ?? []).includes(seed);
       seedCommands[seed] =
@@ -342,14 +345,11 @@ function flush(finished: boolean): void {
     }),
   );
   const allSeeds = union(resumed.seeds, seeds).sort((a, b) => a - b);
+  // one row per seed and cell, so a cell is complete when it holds a row of every seed
   const complete =
     finished &&
     allSeeds.every((seed) => tournaments.some((t) => t.seed === seed)) &&
-    cells.every((c) =>
-      allSeeds.every((seed) =>
-        rows.some((r) => r.seed === seed && r.votes === c.votes && r.objective === c.objective),
-      ),
-    );
+    cells.every((c) => c.seeds === allSeeds.length);
   const atMost1000 = cells.filter((c) => c.votes <= 1000 && c.medianWinRate !== null);
   const best = atMost1000.sort((a, b) => (b.medianWinRate as number) - (a.medianWinRate as number))[0];
   const out = {
