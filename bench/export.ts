@@ -158,10 +158,10 @@ function spawnChild(args: string[]): {
 
 let gcEveryMs = 0;
 
-function diagnosisOf(sizes: number[], runs: number, loadBefore: number[], table: Record<string, unknown>) {
+function diagnosisOf(command: string, loadBefore: number[], table: Record<string, unknown>) {
   return {
     measuredAt: new Date().toISOString(),
-    command: `npx tsx bench/export.ts --sizes ${sizes.join(",")} --runs ${runs} --gc-every-ms ${gcEveryMs}`,
+    command: `${command} --gc-every-ms ${gcEveryMs}`,
     what: `a full collection forced every ${gcEveryMs} ms in each export process: retained memory apart from garbage not collected yet`,
     cpus: cpus().length,
     loadAverage: { before: loadBefore, after: loadavg() },
@@ -241,16 +241,17 @@ async function main(): Promise<void> {
     const growth = Math.round((peak(largest) / peak(Math.min(...sizes))) * 1000) / 1000;
     const out = join(repo, "bench/results/export.json");
     const existing = existsSync(out) ? JSON.parse(readFileSync(out, "utf8")) : {};
+    const command = `npx tsx bench/export.ts --sizes ${sizes.join(",")} --runs ${runs}`;
     if (gcEveryMs > 0) {
       // A diagnosis is kept beside the measurement it explains; it never replaces the headline.
-      existing.export = { ...existing.export, diagnosis: diagnosisOf(sizes, runs, loadBefore, table) };
+      existing.export = { ...existing.export, diagnosis: diagnosisOf(command, loadBefore, table) };
       writeFileSync(out, `${JSON.stringify(existing, null, 2)}\n`);
       console.log(JSON.stringify(existing.export.diagnosis, null, 2));
       return;
     }
     existing.export = {
       measuredAt: new Date().toISOString(),
-      command: `npx tsx bench/export.ts --sizes ${sizes.join(",")} --runs ${runs}`,
+      command,
       database: "PostgreSQL (throwaway database on 127.0.0.1)",
       blobs: "filesystem",
       images: `${IMAGES} distinct 64x64 PNGs, inline in jpg_0/jpg_1`,
